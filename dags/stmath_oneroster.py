@@ -1,0 +1,19 @@
+"""
+### ST Math — OneRoster 1.1 over SFTP (Airflow DAG from `rostering.orchestration.dag_factory`)
+
+Nightly: reads the SIS (connection `sis_db`) as of today, builds the 7 OneRoster files ST Math requires
+(manifest, orgs, academicSessions, courses, classes, users, enrollments), validates them (Great Expectations suites in
+`include/expectations/` plus cross-file checks), zips them as `OneRoster.zip` and uploads it to the account's home
+folder over SFTP (connection `stmath_sftp`, host key pinned) under a temporary name, renamed into place.
+
+**Params**: `as_of_date` (YYYY-MM-DD, empty = today), `schools` (subset: build only, never delivered),
+`dry_run` (build + validate, no upload), `force`.
+
+**When it fails**: the failed task's log says why. `validate` lists file, line, column and rule (no student data):
+fix the SIS record or the mapping, then clear the run. `deliver` failures on host key or password are permanent —
+check the `stmath_sftp` connection; network errors are retried with backoff. Nothing partial is ever uploaded.
+Configuration: `config/vendors/stmath.yaml`. Runbook: `docs/operations.md`.
+"""
+from rostering.orchestration.dag_factory import build_vendor_dag
+
+dag = build_vendor_dag("stmath", doc_md=__doc__)

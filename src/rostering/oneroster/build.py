@@ -1,0 +1,334 @@
+"""SIS snapshot -> the OneRoster 1.1 tables (orgs, academicSessions, courses, classes, users, enrollments).
+
+Shared by every OneRoster vendor; a vendor profile only chooses options (scope, id source, roles, extension columns).
+Rules decided here (documented in docs/oneroster.md):
+- Only what is active on the as-of date (the snapshot already is): enrolled students, active staff, active sections.
+- A student belongs to every in-scope school with an active school enrollment (any status code); a student's
+  section enrollment is kept only when the student is enrolled in that section's school, so "a user enrolled in a
+  class belongs to the class's school" holds by construction. Dropped rows are counted by reason.
+- Staff belong to their staff_school schools plus the schools of the sections they teach; district administrators
+  to the district org. One users row per person, all orgs in ``orgSourcedIds``.
+- Teachers of a section are its lead, co-teacher and job-share staff. ``primary=true`` goes to exactly one lead:
+  the earliest start date, then the smallest sourcedId. Other leads, co-teachers and job-shares are ``false``;
+  aides are not enrolled (OneRoster 1.1 enrollments have no aide role). A section without a lead has no primary.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+import pandas as pd
+
+from rostering.frames import clean_text, join_values
+from rostering.oneroster import ids
+from rostering.oneroster.spec import GRADES, HEADERS
+
+TEACHING_ROLES = ("lead", "co_teacher", "job_share")
+DISTRICT_ROLES = ("district_administrator",)
+
+
+@dataclass(frozen=True)
+class UserIdOptions:
+    """Where user sourcedIds come from. Receivers anchor assessment history to them: change only deliberately."""
+
+    student_source: str = "local_id"  # local_id (SIS student_id) | ssid (state id)
+    student_prefix: str = ""
+    staff_prefix: str = "staff-"
+
+    def __post_init__(self) -> None:
+        if self.student_source not in ("local_id", "ssid"):
+            raise ValueError(f"user_ids.student_source must be local_id or ssid, not {self.student_source!r}")
+        if self.student_prefix == self.staff_prefix:
+            raise ValueError("user_ids: student and staff prefixes must differ so their ids can never collide")
+
+
+@dataclass(frozen=True)
+class OneRosterOptions:
+    user_ids: UserIdOptions = field(default_factory=UserIdOptions)
+    # SIS staff_role -> OneRoster role; staff whose role is not listed are not sent (unless they teach a section).
+    staff_roles: Mapping[str, str] = field(
+        default_factory=lambda: {"teacher": "teacher", "administrator": "administrator"}
+    )
+    schools: tuple[str, ...] = ()  # SIS school_id scope (licensed schools); empty = every active school
+    grades: tuple[str, ...] = ()  # student grade scope (licensed grades); empty = all
+    district_org_type: str = "district"  # OneRoster org type of the district row ("local" for Literably)
+    include_student_email: bool = True
+
+
+@dataclass
+class BuildResult:
+    tables: dict[str, pd.DataFrame]
+    dropped: Counter  # reason -> count of SIS rows not sent (no names, just counts)
+    normalised: Counter  # "file.column" -> count of values whose line breaks were replaced
+
+    def row_counts(self) -> dict[str, int]:
+        return {name: len(frame) for name, frame in self.tables.items()}
+
+
+Reader = Callable[[str], pd.DataFrame]
+
+
+def build_oneroster(read: Reader, options: OneRosterOptions) -> BuildResult:
+    """Build the six OneRoster tables from a snapshot reader (``name -> DataFrame``, e.g. ``SnapshotInfo.read``)."""
+    dropped: Counter = Counter()
+    normalised: Counter = Counter()
+
+    districts = read("districts")
+    schools = read("schools")
+    if options.schools:
+        schools = schools[schools["school_id"].isin(options.schools)]
+    school_ids = set(schools["school_id"])
+
+    # --- students and their schools --------------------------------------------------------------------------
+    students = read("students")
+    school_enrollments = read("school_enrollments")
+    in_scope = school_enrollments["school_id"].isin(school_ids)
+    dropped["school_enrollment.school_out_of_scope"] += int((~in_scope).sum())
+    school_enrollments = school_enrollments[in_scope]
+    students = students[students["student_id"].isin(school_enrollments["student_id"])]
+    if options.grades:
+        in_grades = students["grade_level"].isin(options.grades)
+        dropped["student.grade_out_of_scope"] += int((~in_grades).sum())
+        students = students[in_grades]
+    key = students["ssid"] if options.user_ids.student_source == "ssid" else students["student_id"]
+    missing_key = key.isna() | (key.astype("string").str.strip() == "")
+    dropped["student.missing_user_id"] += int(missing_key.sum())
+    students = students[~missing_key].assign(sourced_id=ids.user_id(key[~missing_key], options.user_ids.student_prefix))
+    school_enrollments = school_enrollments.merge(students[["student_id", "sourced_id"]], on="student_id")
+    school_enrollments["org"] = ids.school_id(school_enrollments["school_id"])
+
+    # --- sections, teachers ------------------------------------------------------------------------------------
+    sections = read("sections")
+    sections = sections[sections["school_id"].isin(school_ids)].copy()
+    sections["class_sid"] = ids.class_id(sections["school_id"], sections["section_id"])
+
+    staff = read("staff")
+    section_staff = read("section_staff").merge(sections[["section_id", "school_id", "class_sid"]], on="section_id")
+    is_teaching = section_staff["staff_role"].isin(TEACHING_ROLES)
+    dropped["section_staff.not_a_teaching_role"] += int((~is_teaching).sum())
+    section_staff = section_staff[is_teaching]
+
+    staff_schools = read("staff_schools")
+    staff_schools = staff_schools[staff_schools["school_id"].isin(school_ids)]
+    staff_orgs = pd.concat(
+        [staff_schools[["staff_id", "school_id"]], section_staff[["staff_id", "school_id"]]], ignore_index=True
+    )
+    staff_orgs["org"] = ids.school_id(staff_orgs["school_id"])
+    district_org = ids.district_id(districts["district_id"]).iloc[0] if len(districts) else None
+    district_staff = staff[staff["staff_role"].isin(DISTRICT_ROLES)]
+    if district_org is not None:
+        staff_orgs = pd.concat(
+            [staff_orgs, pd.DataFrame({"staff_id": district_staff["staff_id"], "org": district_org})],
+            ignore_index=True,
+        )
+
+    roles = dict(options.staff_roles)
+    staff = staff.assign(role=staff["staff_role"].map(roles).astype("string"))
+    teaches = staff["staff_id"].isin(section_staff["staff_id"])
+    staff.loc[staff["role"].isna() & teaches, "role"] = "teacher"
+    unmapped = staff["role"].isna()
+    dropped["staff.role_not_sent"] += int(unmapped.sum())
+    staff = staff[~unmapped]
+    has_org = staff["staff_id"].isin(staff_orgs["staff_id"])
+    dropped["staff.no_school_in_scope"] += int((~has_org).sum())
+    staff = staff[has_org]
+    staff = staff.assign(sourced_id=ids.user_id(staff["staff_id"], options.user_ids.staff_prefix))
+
+    # --- enrollments ---------------------------------------------------------------------------------------------
+    student_enrollments = _student_enrollments(read("section_enrollments"), sections, school_enrollments, dropped)
+    teacher_enrollments = _teacher_enrollments(section_staff, staff)
+
+    tables = {
+        "orgs.csv": _orgs(districts, schools, options),
+        "academicSessions.csv": _sessions(read("terms"), school_ids),
+        "courses.csv": _courses(read("courses"), sections, read("terms"), district_org),
+        "classes.csv": _classes(sections, read("courses"), student_enrollments, students),
+        "users.csv": _users(students, school_enrollments, staff, staff_orgs, options),
+        "enrollments.csv": pd.concat([student_enrollments, teacher_enrollments], ignore_index=True),
+    }
+    for name, frame in tables.items():
+        tables[name] = _conform(frame, name, normalised)
+    return BuildResult(tables=tables, dropped=+dropped, normalised=+normalised)
+
+
+def _student_enrollments(section_enrollments, sections, school_enrollments, dropped: Counter) -> pd.DataFrame:
+    active = section_enrollments.merge(sections[["section_id", "school_id", "class_sid"]], on="section_id")
+    dropped["section_enrollment.section_not_active_or_out_of_scope"] += len(section_enrollments) - len(active)
+    # Keep a section enrollment only where the student is enrolled in that section's school.
+    enrolled_at = school_enrollments[["student_id", "school_id", "sourced_id", "org"]].drop_duplicates(
+        ["student_id", "school_id"]
+    )
+    matched = active.merge(enrolled_at, on=["student_id", "school_id"])
+    dropped["section_enrollment.student_not_enrolled_in_school"] += len(active) - len(matched)
+    # Overlapping stints of the same student in the same section: keep the latest entry (the current one).
+    matched = matched.sort_values(["student_id", "section_id", "entry_date"], kind="stable")
+    deduped = matched.drop_duplicates(["student_id", "section_id"], keep="last")
+    dropped["section_enrollment.overlapping_stint"] += len(matched) - len(deduped)
+    return pd.DataFrame(
+        {
+            "sourcedId": ids.enrollment_id(deduped["class_sid"], deduped["sourced_id"], deduped["entry_date"]),
+            "classSourcedId": deduped["class_sid"],
+            "schoolSourcedId": deduped["org"],
+            "userSourcedId": deduped["sourced_id"],
+            "role": "student",
+            "beginDate": deduped["entry_date"],
+            "endDate": deduped["exit_date"],
+        }
+    )
+
+
+def _teacher_enrollments(section_staff: pd.DataFrame, staff: pd.DataFrame) -> pd.DataFrame:
+    rows = section_staff.merge(staff[["staff_id", "sourced_id"]], on="staff_id")
+    rows = rows.sort_values(["class_sid", "sourced_id", "start_date"], kind="stable")
+    rows = rows.drop_duplicates(["class_sid", "sourced_id"], keep="first")  # one teacher row per person per class
+    leads = rows[rows["staff_role"] == "lead"].sort_values(["class_sid", "start_date", "sourced_id"], kind="stable")
+    primary_index = leads.drop_duplicates("class_sid", keep="first").index
+    primary = pd.Series("false", index=rows.index, dtype="string")
+    primary.loc[primary_index] = "true"
+    return pd.DataFrame(
+        {
+            "sourcedId": ids.enrollment_id(rows["class_sid"], rows["sourced_id"], rows["start_date"]),
+            "classSourcedId": rows["class_sid"],
+            "schoolSourcedId": ids.school_id(rows["school_id"]),
+            "userSourcedId": rows["sourced_id"],
+            "role": "teacher",
+            "primary": primary,
+            "beginDate": rows["start_date"],
+            "endDate": rows["end_date"],
+        }
+    )
+
+
+def _orgs(districts: pd.DataFrame, schools: pd.DataFrame, options: OneRosterOptions) -> pd.DataFrame:
+    district_rows = pd.DataFrame(
+        {
+            "sourcedId": ids.district_id(districts["district_id"]),
+            "name": districts["name"],
+            "type": options.district_org_type,
+            "identifier": districts["nces_id"],
+        }
+    )
+    school_rows = pd.DataFrame(
+        {
+            "sourcedId": ids.school_id(schools["school_id"]),
+            "name": schools["name"],
+            "type": "school",
+            "identifier": schools["nces_id"],
+            "parentSourcedId": ids.district_id(schools["district_id"]),
+        }
+    )
+    return pd.concat([district_rows, school_rows], ignore_index=True)
+
+
+def _sessions(terms: pd.DataFrame, school_ids: set[str]) -> pd.DataFrame:
+    terms = terms[terms["school_id"].isna() | terms["school_id"].isin(school_ids)]
+    return pd.DataFrame(
+        {
+            "sourcedId": ids.term_id(terms["term_id"]),
+            "title": terms["title"],
+            "type": terms["term_type"],
+            "startDate": terms["start_date"],
+            "endDate": terms["end_date"],
+            "parentSourcedId": ids.term_id(terms["parent_term_id"]),
+            "schoolYear": terms["school_year"].astype("string"),
+        }
+    )
+
+
+def _courses(courses, sections, terms, district_org) -> pd.DataFrame:
+    courses = courses[courses["course_id"].isin(sections["course_id"])]
+    year_terms = terms[(terms["term_type"] == "schoolYear") & terms["school_id"].isna()]
+    year_sid = ids.term_id(year_terms["term_id"]).iloc[0] if len(year_terms) else None
+    return pd.DataFrame(
+        {
+            "sourcedId": ids.course_id(courses["course_id"]),
+            "schoolYearSourcedId": year_sid,
+            "title": courses["title"],
+            "courseCode": courses["course_number"],
+            "orgSourcedId": district_org,
+            "subjects": courses["subject_area"],
+        }
+    )
+
+
+def _classes(sections, courses, student_enrollments, students) -> pd.DataFrame:
+    course_titles = courses.set_index("course_id")["title"]
+    subjects = courses.set_index("course_id")["subject_area"]
+    grade_rank = {g: i for i, g in enumerate(GRADES)}
+    enrolled_grades = student_enrollments[["classSourcedId", "userSourcedId"]].merge(
+        students[["sourced_id", "grade_level"]], left_on="userSourcedId", right_on="sourced_id"
+    )
+    enrolled_grades["rank"] = enrolled_grades["grade_level"].map(grade_rank)
+    grades = join_values(enrolled_grades, "classSourcedId", "grade_level", order=["rank"])
+    title = sections["course_id"].map(course_titles).astype("string") + " - " + sections["section_number"]
+    return pd.DataFrame(
+        {
+            "sourcedId": sections["class_sid"],
+            "title": title,
+            "grades": sections["class_sid"].map(grades),
+            "courseSourcedId": ids.course_id(sections["course_id"]),
+            "classCode": sections["section_number"],
+            "classType": sections["class_type"],
+            "location": sections["room"],
+            "schoolSourcedId": ids.school_id(sections["school_id"]),
+            "termSourcedIds": ids.term_id(sections["term_id"]),
+            "subjects": sections["course_id"].map(subjects),
+            "periods": sections["period_code"],
+        }
+    )
+
+
+def _users(students, school_enrollments, staff, staff_orgs, options) -> pd.DataFrame:
+    student_orgs = join_values(school_enrollments, "sourced_id", "org")
+    staff_org_list = join_values(staff_orgs, "staff_id", "org")
+    student_rows = pd.DataFrame(
+        {
+            "sourcedId": students["sourced_id"],
+            "enabledUser": "true",
+            "orgSourcedIds": students["sourced_id"].map(student_orgs),
+            "role": "student",
+            "username": _first_present(students["username"], students["email"], students["sourced_id"]),
+            "givenName": students["first_name"],
+            "familyName": students["last_name"],
+            "middleName": students["middle_name"],
+            "email": students["email"] if options.include_student_email else None,
+            "grades": students["grade_level"],
+        }
+    )
+    staff_rows = pd.DataFrame(
+        {
+            "sourcedId": staff["sourced_id"],
+            "enabledUser": "true",
+            "orgSourcedIds": staff["staff_id"].map(staff_org_list),
+            "role": staff["role"],
+            "username": _first_present(staff["username"], staff["email"], staff["sourced_id"]),
+            "givenName": staff["first_name"],
+            "familyName": staff["last_name"],
+            "middleName": staff["middle_name"],
+            "email": staff["email"],
+        }
+    )
+    return pd.concat([student_rows, staff_rows], ignore_index=True)
+
+
+def _first_present(*candidates: pd.Series) -> pd.Series:
+    result = candidates[0].astype("string")
+    for candidate in candidates[1:]:
+        result = result.mask(result.isna() | (result.str.strip() == ""), candidate.astype("string"))
+    return result
+
+
+def _conform(frame: pd.DataFrame, name: str, normalised: Counter) -> pd.DataFrame:
+    """Exact OneRoster header order, every column a clean nullable string, rows sorted by sourcedId.
+
+    SIS text with line breaks (a name typed over two lines) is normalised to one space and counted per column.
+    """
+    out = pd.DataFrame(index=frame.index)
+    for column in HEADERS[name]:
+        if column in frame:
+            out[column], changed = clean_text(frame[column])
+            normalised[f"{name}.{column}"] += changed
+        else:
+            out[column] = pd.Series(pd.NA, index=frame.index, dtype="string")
+    return out.sort_values("sourcedId", kind="stable").reset_index(drop=True)

@@ -1,0 +1,159 @@
+"""One DAG per vendor profile, all from this factory (edu_edfi_airflow style).
+
+Parse-time work is limited to reading the vendor's YAML; pandas, pyarrow, SQLAlchemy, GX and the SFTP client are
+imported inside the tasks. Tasks hand each other file paths and counts, never DataFrames.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+from rostering.vendors.profile import VendorProfile, load_profile
+
+DEFAULT_ARGS = {
+    "owner": "data-engineering",
+    "retries": 2,
+    "retry_delay": dt.timedelta(minutes=2),
+    "retry_exponential_backoff": 2.0,
+    "max_retry_delay": dt.timedelta(minutes=30),
+}
+
+
+def run_params() -> dict[str, Param]:
+    return {
+        "as_of_date": Param(
+            "", type="string", title="As-of date",
+            description="YYYY-MM-DD. Build the roster as it was on this date (backfills, 'what would we have sent'). "
+            "Empty = the run's date in the district's timezone.",
+        ),
+        "schools": Param(
+            [], type="array", items={"type": "string"}, title="Schools",
+            description="SIS school_id values to build. Empty = all licensed schools. A subset is never delivered "
+            "(receivers replace what they hold: it would deprovision the other schools).",
+        ),
+        "dry_run": Param(False, type="boolean", title="Dry run",
+                         description="Build and validate, keep the files for download, deliver nothing."),
+        "force": Param(False, type="boolean", title="Force",
+                       description="Deliver even when the vendor's once-a-day or unchanged-payload rule would skip."),
+    }
+
+
+def _context(profile: VendorProfile) -> tuple[Any, Any]:
+    """Run options and paths of the current task (every task of a run resolves them identically)."""
+    from rostering.pipeline import RunPaths
+    from rostering.run_options import RunOptions
+
+    ctx = get_current_context()
+    dag_run = ctx["dag_run"]
+    try:
+        run = RunOptions.from_params(ctx["params"], run_after=dag_run.run_after, timezone=profile.timezone)
+    except ValueError as error:
+        raise AirflowFailException(str(error)) from None
+    return run, RunPaths.for_run(dag_run.dag_id, dag_run.run_id)
+
+
+def build_vendor_dag(vendor: str, *, doc_md: str | None = None):
+    """Create the DAG for ``config/vendors/<vendor>.yaml``."""
+    profile = load_profile(vendor)
+    return _make_dag(profile, doc_md)
+
+
+def _make_dag(profile: VendorProfile, doc_md: str | None):
+    from airflow.sdk import CronTriggerTimetable
+
+    schedule = CronTriggerTimetable(profile.schedule, timezone=profile.timezone) if profile.schedule else None
+
+    @dag(
+        dag_id=profile.dag_id,
+        description=f"{profile.title}: SIS snapshot -> {profile.format} -> validate -> {profile.delivery.kind}",
+        doc_md=doc_md,
+        schedule=schedule,
+        start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
+        catchup=False,
+        max_active_runs=1,
+        tags=list(profile.tags),
+        params=run_params(),
+        default_args=DEFAULT_ARGS,
+        render_template_as_native_obj=True,
+    )
+    def vendor_pipeline():
+        @task
+        def extract() -> dict:
+            """Run include/sql/snapshot/*.sql through the SIS connection into Parquet."""
+            from airflow.sdk import BaseHook
+
+            from rostering import pipeline
+
+            run, paths = _context(profile)
+            engine = BaseHook.get_connection(profile.sis_conn_id).get_hook().get_sqlalchemy_engine()
+            try:
+                return pipeline.extract(engine, paths, run)
+            finally:
+                engine.dispose()
+
+        @task
+        def build(extracted: dict) -> dict:
+            """Transform the snapshot into the vendor's files."""
+            from rostering import pipeline
+
+            run, paths = _context(profile)
+            return pipeline.build(profile, paths, run)
+
+        @task(retries=0)
+        def validate(built: dict) -> dict:
+            """Great Expectations suites + cross-file checks; a failure names file, row, column and rule."""
+            from rostering import pipeline
+            from rostering.validation.report import ValidationFailed
+
+            _, paths = _context(profile)
+            try:
+                return pipeline.validate(profile, paths)
+            except ValidationFailed as failure:
+                raise AirflowFailException(str(failure)) from None
+
+        @task
+        def package(validated: dict) -> dict:
+            """Zip (or copy) the validated files into the payload folder, with checksums."""
+            from rostering import pipeline
+
+            _, paths = _context(profile)
+            return pipeline.package(profile, paths)
+
+        @task
+        def deliver(packaged: dict) -> dict:
+            """Upload atomically (temporary name, verify, rename). Skipped for dry runs and school subsets."""
+            from rostering import pipeline
+            from rostering.delivery.sftp import is_transient_sftp_error
+
+            run, _ = _context(profile)
+            reason = run.delivery_blocked_reason()
+            if reason:
+                raise AirflowSkipException(reason)
+            try:
+                return pipeline.deliver(profile, packaged)
+            except Exception as error:
+                if is_transient_sftp_error(error):
+                    raise  # retried with backoff
+                raise AirflowFailException(f"delivery failed permanently: {type(error).__name__}: {error}") from None
+
+        @task(trigger_rule="none_failed")
+        def summary(extracted: dict, built: dict, packaged: dict) -> dict:
+            """Counts per file, checksums and destination -- visible in the UI as this task's return value."""
+            from rostering.summary import run_summary
+
+            run, paths = _context(profile)
+            delivered = get_current_context()["ti"].xcom_pull(task_ids="deliver")  # None when skipped
+            result = run_summary(profile, run, extracted, built, packaged, delivered)
+            paths.write_report("summary.json", result)
+            return result
+
+        extracted = extract()
+        built = build(extracted)
+        validated = validate(built)
+        packaged = package(validated)
+        deliver(packaged) >> summary(extracted, built, packaged)
+
+    return vendor_pipeline()

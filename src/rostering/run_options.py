@@ -1,0 +1,45 @@
+"""A run's options, resolved from the DAG's trigger params and the run time (pure; tested without Airflow)."""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any, Mapping
+from zoneinfo import ZoneInfo
+
+from rostering.sis.extract import school_year_for
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    as_of: dt.date
+    school_year: int
+    dry_run: bool
+    force: bool
+    schools: tuple[str, ...]
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any], *, run_after: dt.datetime, timezone: str) -> "RunOptions":
+        """``as_of_date`` param if given (backfills, "what would we have sent"), else the run's date in the district."""
+        raw = str(params.get("as_of_date") or "").strip()
+        if raw:
+            try:
+                as_of = dt.date.fromisoformat(raw)
+            except ValueError:
+                raise ValueError(f"as_of_date must be YYYY-MM-DD, got {raw!r}") from None
+        else:
+            as_of = run_after.astimezone(ZoneInfo(timezone)).date()
+        school_year = int(params.get("school_year") or school_year_for(as_of))
+        schools = tuple(sorted({str(s).strip() for s in params.get("schools") or () if str(s).strip()}))
+        return cls(as_of, school_year, bool(params.get("dry_run")), bool(params.get("force")), schools)
+
+    def delivery_blocked_reason(self) -> str | None:
+        """Why this run must not deliver, or None.
+
+        Receivers replace what they hold with what we send, so a package built for a subset of schools would
+        deprovision every other school: such runs build and validate only.
+        """
+        if self.dry_run:
+            return "dry run: built and validated, not delivered"
+        if self.schools:
+            return "run limited to some schools: a partial bulk package would deprovision the others, not delivered"
+        return None

@@ -1,0 +1,1 @@
+"""The SIS-neutral model: schema, extraction to a Parquet snapshot, and the demo district."""

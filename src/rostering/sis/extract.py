@@ -1,0 +1,138 @@
+"""Run the snapshot queries (include/sql/snapshot/*.sql) and write one Parquet file per query.
+
+The snapshot is the SIS as of one date; every vendor transform reads it and nothing else. Values are typed the same
+way whatever the database: identifiers, text and dates (ISO ``YYYY-MM-DD``) are strings, flags and years integers.
+PostgreSQL is read with ``COPY … TO STDOUT`` (the fastest way out of it); other databases through SQLAlchemy in chunks.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import re
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import sqlalchemy as sa
+
+from rostering.paths import sql_dir
+
+log = logging.getLogger(__name__)
+
+INT_COLUMNS = frozenset({"school_year", "is_home", "excluded_from_state_reporting", "reading_level_imputed"})
+CHUNK_ROWS = 250_000
+SNAPSHOT_META = "snapshot.json"
+
+
+@dataclass(frozen=True)
+class SnapshotInfo:
+    directory: str
+    as_of_date: str
+    school_year: int
+    row_counts: dict[str, int]
+
+    def path(self, name: str) -> Path:
+        return Path(self.directory) / f"{name}.parquet"
+
+    def read(self, name: str) -> pd.DataFrame:
+        return pd.read_parquet(self.path(name))
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "SnapshotInfo":
+        return cls(**json.loads((Path(directory) / SNAPSHOT_META).read_text()))
+
+
+def school_year_for(day: dt.date) -> int:
+    """Spring year of the school year containing ``day`` (school years run August to July)."""
+    return day.year + 1 if day.month >= 8 else day.year
+
+
+def snapshot_queries() -> dict[str, str]:
+    return {p.stem: p.read_text(encoding="utf-8") for p in sorted((sql_dir() / "snapshot").glob("*.sql"))}
+
+
+def _arrow_schema(columns: list[str]) -> pa.Schema:
+    return pa.schema([(c, pa.int32() if c in INT_COLUMNS else pa.string()) for c in columns])
+
+
+def _typed(frame: pd.DataFrame) -> pa.Table:
+    """Normalise a DB-API result chunk: dates and ids to strings, flags to int (vectorised, per column)."""
+    columns = {}
+    for name in frame.columns:
+        series = frame[name]
+        if name in INT_COLUMNS:
+            columns[name] = pa.array(pd.to_numeric(series).astype("Int32"), type=pa.int32())
+        else:
+            columns[name] = pa.array(series.astype("string"), type=pa.string())
+    return pa.table(columns, schema=_arrow_schema(list(frame.columns)))
+
+
+def _read_generic(conn: sa.Connection, sql: str, params: dict, target: Path) -> int:
+    rows = 0
+    writer = None
+    try:
+        for chunk in pd.read_sql(sa.text(sql), conn, params=params, chunksize=CHUNK_ROWS, coerce_float=False):
+            table = _typed(chunk)
+            writer = writer or pq.ParquetWriter(target, table.schema)
+            writer.write_table(table)
+            rows += table.num_rows
+        if writer is None:  # no rows: still write a typed, empty file
+            columns = list(conn.execute(sa.text(sql), params).keys())
+            pq.write_table(_arrow_schema(columns).empty_table(), target)
+    finally:
+        if writer is not None:
+            writer.close()
+    return rows
+
+
+_NAMED_PARAM = re.compile(r"(?<![:\w]):(\w+)")
+
+
+def _read_postgres(engine: sa.Engine, sql: str, params: dict, target: Path) -> int:
+    raw = engine.raw_connection()
+    try:
+        with raw.cursor() as cursor:
+            bound = cursor.mogrify(_NAMED_PARAM.sub(r"%(\1)s", sql.replace("%", "%%")), params).decode()
+            with tempfile.TemporaryFile() as buffer:
+                cursor.copy_expert(f"COPY ({bound}) TO STDOUT WITH (FORMAT csv, HEADER true)", buffer)
+                buffer.seek(0)
+                header = buffer.readline().decode().rstrip("\r\n").split(",")
+                buffer.seek(0)
+                schema = _arrow_schema(header)
+                table = pacsv.read_csv(
+                    buffer,
+                    convert_options=pacsv.ConvertOptions(
+                        column_types=schema, strings_can_be_null=True, quoted_strings_can_be_null=False
+                    ),
+                    read_options=pacsv.ReadOptions(block_size=64 << 20),
+                )
+        pq.write_table(table.cast(schema), target)
+        return table.num_rows
+    finally:
+        raw.close()
+
+
+def extract_snapshot(
+    engine: sa.Engine, out_dir: Path, *, as_of: dt.date, school_year: int | None = None
+) -> SnapshotInfo:
+    """Write ``<query>.parquet`` for every snapshot query plus ``snapshot.json`` into ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    school_year = school_year or school_year_for(as_of)
+    params = {"as_of_date": as_of.isoformat(), "school_year": school_year}
+    counts: dict[str, int] = {}
+    for name, sql in snapshot_queries().items():
+        target = out_dir / f"{name}.parquet"
+        if engine.dialect.name == "postgresql":
+            counts[name] = _read_postgres(engine, sql, params, target)
+        else:
+            with engine.connect() as conn:
+                counts[name] = _read_generic(conn, sql, params, target)
+        log.info("snapshot %s: %d rows", name, counts[name])
+    info = SnapshotInfo(str(out_dir), as_of.isoformat(), school_year, counts)
+    (out_dir / SNAPSHOT_META).write_text(json.dumps(asdict(info), indent=2, sort_keys=True))
+    return info

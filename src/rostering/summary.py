@@ -1,0 +1,49 @@
+"""The run summary: counts, checksums, destination, what was dropped and why. Never names, SSIDs or emails."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from rostering.run_options import RunOptions
+from rostering.vendors.profile import VendorProfile
+
+log = logging.getLogger(__name__)
+
+
+def run_summary(
+    profile: VendorProfile,
+    run: RunOptions,
+    extracted: dict[str, Any],
+    built: dict[str, Any],
+    packaged: dict[str, Any],
+    delivered: dict[str, Any] | None,
+) -> dict[str, Any]:
+    summary = {
+        "vendor": profile.name,
+        "as_of_date": run.as_of.isoformat(),
+        "school_year": run.school_year,
+        "schools": list(run.schools) or "all",
+        "snapshot_rows": extracted["rows"],
+        "files": built["files"],
+        "dropped_by_reason": built.get("dropped", {}),
+        "line_breaks_normalised": built.get("normalised", {}),
+        "payload": [{"name": f["path"].rsplit("/", 1)[-1], "bytes": f["size"], "sha256": f["sha256"]}
+                    for f in packaged["files"]],
+        "delivered": bool(delivered),
+        "destination": (delivered or {}).get("destination"),
+        "not_delivered_because": None if delivered else (run.delivery_blocked_reason() or "delivery skipped"),
+    }
+    log.info("run summary:\n%s", format_summary(summary))
+    return summary
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    lines = [f"{summary['vendor']} as of {summary['as_of_date']} (school year {summary['school_year']})"]
+    lines += [f"  {name:<24} {rows:>10,} rows" for name, rows in summary["files"].items()]
+    lines += [f"  payload {p['name']}: {p['bytes']:,} bytes sha256 {p['sha256']}" for p in summary["payload"]]
+    if summary["delivered"]:
+        lines.append(f"  delivered to {summary['destination']}")
+    else:
+        lines.append(f"  NOT delivered: {summary['not_delivered_because']}")
+    lines += [f"  dropped {reason}: {count:,}" for reason, count in summary["dropped_by_reason"].items()]
+    return "\n".join(lines)
