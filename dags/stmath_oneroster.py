@@ -7,7 +7,7 @@ Nightly: reads the SIS (connection `sis_db`) as of today, builds the 7 OneRoster
 folder over SFTP (connection `stmath_sftp`, host key pinned) under a temporary name, renamed into place.
 
 **Params**: `as_of_date` (YYYY-MM-DD, empty = today), `schools` (subset: build only, never delivered),
-`dry_run` (build + validate, no upload), `force`.
+`dry_run` (build + validate, no upload), `force` (deliver even if already delivered today or unchanged).
 
 **When it fails**: the failed task's log says why. `validate` lists file, line, column and rule (no student data):
 fix the SIS record or the mapping, then clear the run. `deliver` failures on host key or password are permanent —

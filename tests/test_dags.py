@@ -26,14 +26,15 @@ def dagbag():
 
 def test_no_import_errors(dagbag):
     assert dagbag.import_errors == {}
-    assert {"stmath_oneroster"} <= set(dagbag.dag_ids)
+    assert {"stmath_oneroster", "literably_oneroster"} <= set(dagbag.dag_ids)
 
 
 def test_every_dag_is_documented_scheduled_retried_and_parametrised(dagbag):
     for dag_id, dag in dagbag.dags.items():
         assert dag.tags and "rostering" in dag.tags, dag_id
         assert dag.doc_md and "When it fails" in dag.doc_md, dag_id
-        assert type(dag.timetable).__name__ == "CronTriggerTimetable", dag_id  # nightly, district timezone
+        # nightly in the district timezone, or right after the roster delivery it depends on (an Asset)
+        assert type(dag.timetable).__name__ in {"CronTriggerTimetable", "AssetTriggeredTimetable"}, dag_id
         assert EXPECTED_PARAMS <= set(dag.params.keys()), dag_id
         assert dag.max_active_runs == 1, dag_id
         for task in dag.tasks:
@@ -63,14 +64,22 @@ def demo_environment(tmp_path, monkeypatch):
 
     sis = tmp_path / "sis.sqlite"
     load_district(generate_district(400, seed=7), f"sqlite:///{sis}")
-    with LocalSFTPServer(root=tmp_path / "sftp", users={"stmath": "demo-pass"}) as server:
+    with LocalSFTPServer(root=tmp_path / "sftp", users={"stmath": "demo-pass", "literably": "demo-pass"}) as server:
         monkeypatch.setenv("ROSTERING_WORK_DIR", str(tmp_path / "work"))
+        monkeypatch.setenv("ROSTERING_STATE_DIR", str(tmp_path / "state"))
         monkeypatch.setenv("AIRFLOW_CONN_SIS_DB", json.dumps({"conn_type": "sqlite", "host": str(sis)}))
         monkeypatch.setenv(
             "AIRFLOW_CONN_STMATH_SFTP",
             json.dumps({"conn_type": "sftp", "host": server.host, "port": server.port, "login": "stmath",
                         "password": "demo-pass", "extra": {"host_key": server.host_key_line}}),
         )
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_LITERABLY_SFTP",
+            json.dumps({"conn_type": "sftp", "host": server.host, "port": server.port, "login": "literably",
+                        "password": "demo-pass", "extra": {"host_key": server.host_key_line}}),
+        )
+        monkeypatch.setenv("AIRFLOW_CONN_LITERABLY_STAFF_PASSWORD",
+                           json.dumps({"conn_type": "generic", "password": "placeholder-xyz"}))
         yield server
 
 
@@ -94,6 +103,28 @@ def test_stmath_dag_delivers_a_valid_package(dagbag, demo_environment):
     from rostering.vendors.profile import load_profile
 
     assert validate_package(extracted, expected_headers(load_profile("stmath"))).ok  # every reference resolves
+
+    from rostering.delivery.records import last_good
+
+    record = last_good("stmath")  # the kept copy is byte-identical to what the server received
+    assert record.path("OneRoster.zip").read_bytes() == delivered.read_bytes()
+    assert record.files[0]["sha256"] and record.destination == "sftp://stmath_sftp/~"
+
+
+@pytest.mark.airflow
+def test_literably_dag_delivers_the_plain_files_and_a_rerun_sends_nothing_new(dagbag, demo_environment):
+    dag = dagbag.get_dag("literably_oneroster")
+    assert dag.test().state == "success"
+    home = demo_environment.home("literably")
+    delivered = {p.name: p.read_bytes() for p in home.iterdir()}
+    assert sorted(delivered) == ["academicSessions.csv", "classes.csv", "courses.csv", "enrollments.csv",
+                                 "orgs.csv", "users.csv"]
+    assert delivered["users.csv"].split(b"\r\n", 1)[0].endswith(b"metadata.literably.levelImputed")
+
+    assert dag.test().state == "success"  # same SIS data: byte-identical files, so nothing is sent again
+    summaries = sorted(Path(os.environ["ROSTERING_WORK_DIR"]).glob("literably_oneroster/*/reports/summary.json"))
+    second = json.loads(max(summaries, key=lambda p: p.stat().st_mtime).read_text())
+    assert second["delivered"] is False and second["not_delivered_because"].startswith("unchanged")
 
 
 @pytest.mark.airflow

@@ -538,3 +538,17 @@ def test_rejects_bad_input(district):
     with pytest.raises(ValueError):
         load_district({"students": district["student"]}, "sqlite://")
     assert np.issubdtype(district["term"]["school_year"].dtype, np.integer)
+
+
+@pytest.mark.mariadb
+def test_load_into_mariadb_and_read_back(mariadb_url):
+    small = generate_district(300, seed=9, school_year=YEAR)
+    load_district(small, mariadb_url)
+    assert _counts(mariadb_url) == {t: len(f) for t, f in small.items()}
+    engine = sa.create_engine(mariadb_url)
+    with engine.connect() as conn:
+        names = conn.execute(sa.text("SELECT student_id, first_name, last_name FROM student")).all()
+    engine.dispose()
+    expected = small["student"].set_index("student_id")
+    assert all(expected.loc[sid, "first_name"] == first and expected.loc[sid, "last_name"] == last
+               for sid, first, last in names)

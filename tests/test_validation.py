@@ -464,7 +464,8 @@ def fixture_values() -> set[str]:
                 if column in IDENTIFYING_COLUMNS and value:
                     values.add(value)
                     values.update(v for v in value.split(",") if v)
-                    values.update(v for v in re.split(r"[\s\"]+", value) if len(v) >= 3)
+                    # words of names too ("Ana", "Kowalski"); bare numbers like "101" are not identifying
+                    values.update(v for v in re.split(r"[\s\",]+", value) if len(v) >= 3 and not v.isdigit())
     return values
 
 

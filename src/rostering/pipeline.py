@@ -6,6 +6,7 @@ and the tests call them directly.
 """
 from __future__ import annotations
 
+import datetime as dt
 import importlib
 import json
 import logging
@@ -13,6 +14,7 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from rostering.paths import work_dir
 from rostering.run_options import RunOptions
@@ -20,12 +22,22 @@ from rostering.vendors.profile import VendorProfile
 
 log = logging.getLogger(__name__)
 
-# format name -> module implementing build(snapshot, profile, out_dir, schools=), validate(profile, dir), payload(...)
-FORMATS = {"oneroster": "rostering.oneroster.vendor"}
+# A format module implements: build(snapshot, profile, out_dir, *, schools, extra, reports_dir) -> dict of counts,
+# validate(profile, build_dir) -> ValidationReport, payload(profile, build_dir, out_dir) -> list[WrittenFile].
+# Optional: before_delivery(profile, paths, run) raises to hold a delivery; after_delivery(profile, paths, run,
+# record) -> dict runs once the delivery is recorded (e.g. the subgroup audit trail).
+FORMATS = {"oneroster": "rostering.oneroster.vendor", "subgroups": "rostering.subgroups.vendor"}
+
+# A delivery module implements: deliver_payload(delivery, files) -> dict, is_transient(exc) -> bool.
+DELIVERIES = {"sftp": "rostering.delivery.sftp"}
 
 
 def format_module(profile: VendorProfile):
     return importlib.import_module(FORMATS[profile.format])
+
+
+def delivery_module(profile: VendorProfile):
+    return importlib.import_module(DELIVERIES[profile.delivery.kind])
 
 
 @dataclass(frozen=True)
@@ -75,7 +87,10 @@ def build(profile: VendorProfile, paths: RunPaths, run: RunOptions) -> dict[str,
     if paths.build.exists():  # a retried task starts from a clean folder: no stale file can slip into the package
         for stale in paths.build.iterdir():
             stale.unlink()
-    result = format_module(profile).build(SnapshotInfo.load(paths.snapshot), profile, paths.build, schools=run.schools)
+    result = format_module(profile).build(
+        SnapshotInfo.load(paths.snapshot), profile, paths.build,
+        schools=run.schools, extra=dict(run.extra), reports_dir=paths.reports,
+    )
     paths.write_report("build.json", result)
     log.info("built %s: %s", profile.name, result["files"])
     return result
@@ -95,15 +110,56 @@ def package(profile: VendorProfile, paths: RunPaths) -> dict[str, Any]:
     return {"files": [asdict(f) for f in files]}
 
 
-def deliver(profile: VendorProfile, packaged: dict[str, Any]) -> dict[str, Any]:
-    if profile.delivery.kind != "sftp":
-        raise ValueError(f"unknown delivery kind {profile.delivery.kind!r}")
-    from rostering.delivery.sftp import deliver_files
+def delivery_skip_reason(profile: VendorProfile, packaged: dict[str, Any], run: RunOptions, *,
+                         now: dt.datetime | None = None) -> str | None:
+    """Why a built, validated payload is not sent this time (the ``force`` param overrides), or None.
 
-    uploaded = deliver_files(
-        ssh_conn_id=profile.delivery.conn_id,
-        files=[Path(f["path"]) for f in packaged["files"]],
-        remote_dir=profile.delivery.remote_dir,
+    ``delivery.max_per_day`` (ST Math: at most one upload a day, counted in the district's timezone) and
+    ``delivery.skip_unchanged`` (the same bytes as the last good delivery are not sent again).
+    """
+    from rostering.delivery.records import list_deliveries
+
+    if run.force:
+        return None
+    records = list_deliveries(profile.name)
+    if not records:
+        return None
+    options = profile.delivery.options
+    if options.get("skip_unchanged"):
+        new = sorted((Path(f["path"]).name, f["sha256"]) for f in packaged["files"])
+        last = sorted((f["name"], f["sha256"]) for f in records[-1].files)
+        if new == last:
+            return f"unchanged since the last delivery ({records[-1].delivered_at}); not sent again"
+    limit = options.get("max_per_day")
+    if limit:
+        zone = ZoneInfo(profile.timezone)
+        today = (now or dt.datetime.now(dt.timezone.utc)).astimezone(zone).date()
+        sent_today = sum(dt.datetime.fromisoformat(r.delivered_at).astimezone(zone).date() == today for r in records)
+        if sent_today >= limit:
+            return f"already delivered {sent_today} time(s) today (limit {limit} a day)"
+    return None
+
+
+def deliver(profile: VendorProfile, packaged: dict[str, Any], *, run_id: str, run: RunOptions,
+            paths: RunPaths | None = None) -> dict[str, Any]:
+    """Deliver the payload, then keep a copy and a record of exactly what was delivered (the new last good)."""
+    from rostering.delivery.records import record_delivery
+
+    fmt = format_module(profile)
+    paths = paths or RunPaths.for_run(profile.dag_id, run_id)
+    if hasattr(fmt, "before_delivery"):  # may hold the delivery (raises): nothing is sent
+        fmt.before_delivery(profile, paths, run)
+    files = [Path(f["path"]) for f in packaged["files"]]
+    result = delivery_module(profile).deliver_payload(profile.delivery, files)
+    record = record_delivery(
+        vendor=profile.name,
+        destination=result["destination"],
+        run_id=run_id,
+        as_of_date=run.as_of.isoformat(),
+        files=files,
+        checksums={Path(f["path"]).name: f["sha256"] for f in packaged["files"]},
     )
-    return {"destination": f"sftp://{profile.delivery.conn_id}/{profile.delivery.remote_dir}".rstrip("/"),
-            "uploaded": [asdict(u) for u in uploaded]}
+    result = {**result, "record": record.directory}
+    if hasattr(fmt, "after_delivery"):  # only after a successful, recorded delivery
+        result.update(fmt.after_delivery(profile, paths, run, record))
+    return result

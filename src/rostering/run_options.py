@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 from zoneinfo import ZoneInfo
 
@@ -16,6 +16,9 @@ class RunOptions:
     dry_run: bool
     force: bool
     schools: tuple[str, ...]
+    extra: Mapping[str, Any] = field(default_factory=dict)  # the vendor's own params (declared in its YAML)
+
+    STANDARD = ("as_of_date", "school_year", "schools", "dry_run", "force")
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any], *, run_after: dt.datetime, timezone: str) -> "RunOptions":
@@ -30,16 +33,18 @@ class RunOptions:
             as_of = run_after.astimezone(ZoneInfo(timezone)).date()
         school_year = int(params.get("school_year") or school_year_for(as_of))
         schools = tuple(sorted({str(s).strip() for s in params.get("schools") or () if str(s).strip()}))
-        return cls(as_of, school_year, bool(params.get("dry_run")), bool(params.get("force")), schools)
+        extra = {k: v for k, v in params.items() if k not in cls.STANDARD}
+        return cls(as_of, school_year, bool(params.get("dry_run")), bool(params.get("force")), schools, extra)
 
-    def delivery_blocked_reason(self) -> str | None:
+    def delivery_blocked_reason(self, *, replaces_everything: bool = True) -> str | None:
         """Why this run must not deliver, or None.
 
-        Receivers replace what they hold with what we send, so a package built for a subset of schools would
-        deprovision every other school: such runs build and validate only.
+        Bulk receivers (OneRoster) replace everything they hold with what we send, so a package built for a subset
+        of schools would deprovision every other school: such runs build and validate only. Receivers that replace
+        only what a file names (CERS groups) may take a subset.
         """
         if self.dry_run:
             return "dry run: built and validated, not delivered"
-        if self.schools:
+        if self.schools and replaces_everything:
             return "run limited to some schools: a partial bulk package would deprovision the others, not delivered"
         return None

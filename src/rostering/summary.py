@@ -17,6 +17,8 @@ def run_summary(
     built: dict[str, Any],
     packaged: dict[str, Any],
     delivered: dict[str, Any] | None,
+    *,
+    not_delivered_because: str | None = None,
 ) -> dict[str, Any]:
     summary = {
         "vendor": profile.name,
@@ -31,7 +33,15 @@ def run_summary(
                     for f in packaged["files"]],
         "delivered": bool(delivered),
         "destination": (delivered or {}).get("destination"),
-        "not_delivered_because": None if delivered else (run.delivery_blocked_reason() or "delivery skipped"),
+        "not_delivered_because": None if delivered else (
+            not_delivered_because
+            or run.delivery_blocked_reason(replaces_everything=profile.replaces_everything)
+            or "delivery skipped"
+        ),
+        "withheld_records": built.get("withheld", 0),
+        **({"students_by_product": built["products"]} if built.get("products") else {}),
+        **({"details": built["details"]} if built.get("details") else {}),  # format-specific counts (subgroups)
+        **({"audit": delivered["audit"]} if delivered and delivered.get("audit") else {}),
     }
     log.info("run summary:\n%s", format_summary(summary))
     return summary
@@ -46,4 +56,13 @@ def format_summary(summary: dict[str, Any]) -> str:
     else:
         lines.append(f"  NOT delivered: {summary['not_delivered_because']}")
     lines += [f"  dropped {reason}: {count:,}" for reason, count in summary["dropped_by_reason"].items()]
+    changes = summary.get("details", {}).get("changes")
+    if changes:  # subgroup feeds: what changed against the previous delivery (counts only)
+        lines.append(f"  changes: {changes['students_added']:,} students added, {changes['students_removed']:,} "
+                     f"removed, {changes['values_changed']:,} values changed {changes['values_changed_by_column']}")
+    columns = summary.get("details", {}).get("columns")
+    if columns and columns.get("changed"):
+        lines.append(f"  COLUMNS CHANGED since the previous delivery: added {columns['added']}, removed "
+                     f"{columns['removed']}, reordered {columns['reordered']}"
+                     + (" (accepted: accept_column_change)" if summary["delivered"] else ""))
     return "\n".join(lines)

@@ -77,7 +77,8 @@ CREATE TABLE staff (
     username           VARCHAR(255),
     state_educator_id  VARCHAR(32),                                -- California SEID
     staff_role         VARCHAR(32)  NOT NULL,                      -- teacher | administrator | district_administrator | counselor | aide | other
-    is_active          SMALLINT     NOT NULL DEFAULT 1
+    is_active          SMALLINT     NOT NULL DEFAULT 1,
+    initial_password   VARCHAR(255)                                -- only where a vendor takes per-user passwords (Literably); else NULL
 );
 
 CREATE TABLE staff_school (
@@ -107,7 +108,7 @@ CREATE TABLE student (
     email                          VARCHAR(255),
     username                       VARCHAR(255),
     counselor_staff_id             VARCHAR(64)  REFERENCES staff (staff_id),
-    home_language_code             VARCHAR(8),                         -- California home language code (00 = English)
+    home_language_code             VARCHAR(8),                         -- CALPADS home language code (ISO 639-2 since 2023-24; older 2-digit codes, 00 = English, still accepted)
     reading_level                  VARCHAR(16),                        -- initial reading level (Literably), if kept
     reading_level_imputed          SMALLINT     NOT NULL DEFAULT 0,
     excluded_from_state_reporting  SMALLINT     NOT NULL DEFAULT 0
@@ -153,3 +154,16 @@ CREATE TABLE student_group_member (
     student_id        VARCHAR(64) NOT NULL REFERENCES student (student_id),
     PRIMARY KEY (student_group_id, student_id)
 );
+
+-- Indexes on the foreign keys the snapshot queries join and filter on (PostgreSQL does not create them itself).
+CREATE INDEX ix_school_district ON school (district_id);
+CREATE INDEX ix_section_school ON section (school_id);
+CREATE INDEX ix_section_course ON section (course_id);
+CREATE INDEX ix_section_term ON section (term_id);
+CREATE INDEX ix_staff_school_school ON staff_school (school_id);
+CREATE INDEX ix_section_staff_staff ON section_staff (staff_id);
+CREATE INDEX ix_student_counselor ON student (counselor_staff_id);
+CREATE INDEX ix_school_enrollment_school ON school_enrollment (school_id);
+CREATE INDEX ix_section_enrollment_section ON section_enrollment (section_id);
+CREATE INDEX ix_student_group_school ON student_group (school_id);
+CREATE INDEX ix_student_group_member_student ON student_group_member (student_id);

@@ -58,6 +58,7 @@ __all__ = [
     "deliver_files",
     "is_transient_sftp_error",
     "upload_atomically",
+    "upload_set_atomically",
 ]
 
 logger = logging.getLogger(__name__)
@@ -149,14 +150,49 @@ def upload_atomically(
     or ``"."`` is the login's home folder. ``remote_name`` defaults to the local file name. An existing final file
     is replaced atomically. Returns the final remote path, the size and the sha256 of the bytes sent.
     """
-    log = log or logger
     local_path = Path(local_path)
-    name = local_path.name if remote_name is None else remote_name
+    names = {local_path: local_path.name if remote_name is None else remote_name}
+    return upload_set_atomically(sftp, [local_path], remote_dir, names=names, log=log)[0]
+
+
+def upload_set_atomically(
+    sftp: SFTPClient,
+    local_paths: list[Path],
+    remote_dir: str,
+    *,
+    names: dict[Path, str] | None = None,
+    log: logging.Logger | logging.LoggerAdapter[Any] | None = None,
+) -> list[UploadedFile]:
+    """Deliver several files as one set: stage them all, then rename them all.
+
+    Phase 1 uploads every file to its temporary name and verifies it; if any of them fails, every staged temporary
+    file is removed and no final name has been touched, so the receiver still holds the previous complete set.
+    Phase 2 renames the staged files into place one after the other (each rename is atomic; the phase takes
+    milliseconds and needs no data transfer, so a failure there is as unlikely as it can be made over SFTP).
+    """
+    log = log or logger
+    staged: list[tuple[str, str, UploadedFile]] = []
+    try:
+        for local_path in map(Path, local_paths):
+            name = (names or {}).get(local_path, local_path.name)
+            staged.append(_stage(sftp, local_path, remote_dir, name))
+        for temp_path, final_path, _ in staged:
+            _posix_rename(sftp, temp_path, final_path)
+    except BaseException:
+        for temp_path, _, _ in staged:
+            _remove_quietly(sftp, temp_path, log)
+        raise
+    for _, final_path, uploaded in staged:
+        log.info("Delivered %s (%d bytes, sha256 %s)", final_path, uploaded.size, uploaded.sha256)
+    return [uploaded for _, _, uploaded in staged]
+
+
+def _stage(sftp: SFTPClient, local_path: Path, remote_dir: str, name: str) -> tuple[str, str, UploadedFile]:
+    """Upload to a temporary name beside the final one and verify size; return (temp, final, result)."""
     _check_remote_name(name)
     final_path = _remote_path(remote_dir, name)
     temp_path = _remote_path(remote_dir, f".{name}.{uuid.uuid4().hex}.part")
     size = local_path.stat().st_size
-
     try:
         with local_path.open("rb") as raw:
             reader = _HashingReader(raw)
@@ -171,14 +207,10 @@ def upload_atomically(
             raise UploadVerificationError(
                 f"{local_path.name}: remote temporary file has {remote_size} bytes, local file {size}"
             )
-        _posix_rename(sftp, temp_path, final_path)
     except BaseException:
-        _remove_quietly(sftp, temp_path, log)
+        _remove_quietly(sftp, temp_path, logger)
         raise
-
-    uploaded = UploadedFile(remote_path=final_path, size=size, sha256=reader.digest.hexdigest())
-    log.info("Delivered %s -> %s (%d bytes, sha256 %s)", local_path.name, final_path, size, uploaded.sha256)
-    return uploaded
+    return temp_path, final_path, UploadedFile(remote_path=final_path, size=size, sha256=reader.digest.hexdigest())
 
 
 def _remove_quietly(sftp: SFTPClient, temp_path: str, log: logging.Logger | logging.LoggerAdapter[Any]) -> None:
@@ -219,11 +251,11 @@ def _check_pinned_host_key(hook: Any, sftp: SFTPClient) -> None:
 
 
 def deliver_files(*, ssh_conn_id: str, files: list[Path], remote_dir: str) -> list[UploadedFile]:
-    """Upload ``files`` atomically to ``remote_dir`` over the Airflow connection ``ssh_conn_id``; one SSH session.
+    """Upload ``files`` as one set (``upload_set_atomically``) to ``remote_dir`` over ``ssh_conn_id``; one session.
 
     ``remote_dir`` ``""`` or ``"."`` is the login's home folder. Connects once, with no retries inside (the task's
-    retry policy decides, see ``is_transient_sftp_error``). Raises on the first failure; files already delivered
-    stay delivered (each one is complete), the failing one leaves its final name untouched.
+    retry policy decides, see ``is_transient_sftp_error``). A failure while uploading leaves every final name as it
+    was: the receiver never sees a mix of new and old files.
     """
     from airflow.providers.sftp.hooks.sftp import SFTPHook
 
@@ -240,13 +272,10 @@ def deliver_files(*, ssh_conn_id: str, files: list[Path], remote_dir: str) -> li
     _check_host_key_policy(hook, ssh_conn_id)
     logger.info("Delivering %d file(s) over connection %s to folder %r", len(paths), ssh_conn_id, remote_dir or ".")
 
-    delivered: list[UploadedFile] = []
     with hook.get_managed_conn() as sftp:
         _check_pinned_host_key(hook, sftp)
         sftp.get_channel().settimeout(OPERATION_TIMEOUT_S)
-        for path in paths:
-            delivered.append(upload_atomically(sftp, path, remote_dir, log=logger))
-    return delivered
+        return upload_set_atomically(sftp, paths, remote_dir, log=logger)
 
 
 # -- retry classification --------------------------------------------------------------------------------------------
@@ -277,3 +306,18 @@ def is_transient_sftp_error(exc: BaseException) -> bool:
         # "Socket is closed" and name-resolution failures also land here without a permanent errno.
         return exc.errno not in _PERMANENT_ERRNOS
     return False
+
+
+# -- the delivery interface the pipeline calls (see rostering.pipeline.DELIVERIES) ---------------------------------
+
+is_transient = is_transient_sftp_error
+
+
+def deliver_payload(delivery, files: list[Path]) -> dict[str, Any]:
+    """Deliver a run's payload for a vendor profile's ``delivery:`` section (kind ``sftp``)."""
+    uploaded = deliver_files(ssh_conn_id=delivery.conn_id, files=files, remote_dir=delivery.remote_dir)
+    folder = delivery.remote_dir.strip("/") or "~"
+    return {
+        "destination": f"sftp://{delivery.conn_id}/{folder}",
+        "uploaded": [{"remote_path": u.remote_path, "size": u.size, "sha256": u.sha256} for u in uploaded],
+    }

@@ -66,6 +66,11 @@ def airflow_env(sis_path: Path, sftp: LocalSFTPServer, passwords: dict[str, str]
                     "extra": {"host_key": sftp.host_key_line},
                 }
             )
+        staff_password = profile.options.get("staff_password") or {}
+        if staff_password.get("mode") == "connection":  # e.g. Literably's SSO placeholder, a secret like any other
+            env[f"AIRFLOW_CONN_{staff_password['conn_id'].upper()}"] = json.dumps(
+                {"conn_type": "generic", "password": secrets.token_urlsafe(12)}
+            )
     return env
 
 
@@ -95,12 +100,27 @@ def report_deliveries(server: LocalSFTPServer) -> None:
                     print(f"    contains: {', '.join(archive.namelist())}")
 
 
+def in_run_order(profiles: list) -> list:
+    """File-name order, except that a profile with ``after: X`` runs after X (Derivita after ST Math)."""
+    names = {p.name for p in profiles}
+    ordered: list = []
+    pending = list(profiles)
+    while pending:
+        done = {p.name for p in ordered}
+        ready = next((p for p in pending if p.after not in names or p.after in done), None)
+        if ready is None:
+            raise ValueError(f"profiles wait for each other in a cycle (after:): {sorted(p.name for p in pending)}")
+        ordered.append(ready)
+        pending.remove(ready)
+    return ordered
+
+
 def run(args: argparse.Namespace) -> int:
     sis_path = ensure_district(args.students, args.regenerate)
     server, passwords = start_sftp()
     try:
         env = airflow_env(sis_path, server, passwords)
-        dag_ids = args.dag or [p.dag_id for p in vendor_profiles()]
+        dag_ids = args.dag or [p.dag_id for p in in_run_order(vendor_profiles())]
         failed = [dag_id for dag_id in dag_ids if airflow("dags", "test", dag_id, env=env) != 0]
         report_deliveries(server)
     finally:

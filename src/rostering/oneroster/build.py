@@ -54,6 +54,21 @@ class OneRosterOptions:
     grades: tuple[str, ...] = ()  # student grade scope (licensed grades); empty = all
     district_org_type: str = "district"  # OneRoster org type of the district row ("local" for Literably)
     include_student_email: bool = True
+    # Vendor extension columns, appended right of the spec's: file -> {header: source}; sources in EXTENSION_SOURCES.
+    extensions: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    # Students' product by grade (ST Math), the per-school 6th-grade choice, and the licensed products to keep.
+    grade_products: Mapping[str, str] = field(default_factory=dict)
+    sixth_grade_by_school: Mapping[str, str] = field(default_factory=dict)
+    licensed_products: tuple[str, ...] = ()
+    staff_password: str | None = None  # value for every staff row's password (e.g. an SSO placeholder); never logged
+    staff_password_from_sis: bool = False  # per-user value from staff.initial_password instead
+
+
+# Extension sources a profile can use (docs/oneroster.md): computed per user or per org.
+EXTENSION_SOURCES = {
+    "users.csv": ("ell", "home_language", "reading_level", "reading_level_imputed"),
+    "orgs.csv": ("classification", "gender", "boarding"),
+}
 
 
 @dataclass
@@ -61,6 +76,8 @@ class BuildResult:
     tables: dict[str, pd.DataFrame]
     dropped: Counter  # reason -> count of SIS rows not sent (no names, just counts)
     normalised: Counter  # "file.column" -> count of values whose line breaks were replaced
+    withheld: pd.DataFrame  # sis_table, sis_key, rule: records not emitted because they conflict (for the DBA)
+    products: Counter = field(default_factory=Counter)  # students per vendor product (ST Math), when configured
 
     def row_counts(self) -> dict[str, int]:
         return {name: len(frame) for name, frame in self.tables.items()}
@@ -91,6 +108,17 @@ def build_oneroster(read: Reader, options: OneRosterOptions) -> BuildResult:
         in_grades = students["grade_level"].isin(options.grades)
         dropped["student.grade_out_of_scope"] += int((~in_grades).sum())
         students = students[in_grades]
+    products: Counter = Counter()
+    if options.grade_products:
+        students = students.assign(product=_products(students, school_enrollments, options))
+        unmapped = students["product"].isna()
+        dropped["student.grade_has_no_product"] += int(unmapped.sum())
+        students = students[~unmapped]
+        if options.licensed_products:
+            licensed = students["product"].isin(options.licensed_products)
+            dropped["student.product_not_licensed"] += int((~licensed).sum())
+            students = students[licensed]
+        products.update(students["product"].value_counts().to_dict())
     key = students["ssid"] if options.user_ids.student_source == "ssid" else students["student_id"]
     missing_key = key.isna() | (key.astype("string").str.strip() == "")
     dropped["student.missing_user_id"] += int(missing_key.sum())
@@ -139,17 +167,98 @@ def build_oneroster(read: Reader, options: OneRosterOptions) -> BuildResult:
     student_enrollments = _student_enrollments(read("section_enrollments"), sections, school_enrollments, dropped)
     teacher_enrollments = _teacher_enrollments(section_staff, staff)
 
+    users = _users(students, school_enrollments, staff, staff_orgs, options)
+    if options.extensions.get("users.csv"):
+        users = _user_extensions(users, students, read("student_programs"), options.extensions["users.csv"])
+    users, withheld = _withhold_conflicts(users, dropped)
+    enrollments = pd.concat([student_enrollments, teacher_enrollments], ignore_index=True)
+    kept = enrollments["userSourcedId"].isin(users["sourcedId"])
+    dropped["enrollment.user_withheld"] += int((~kept).sum())
+    enrollments = enrollments[kept]
+    orgs = _orgs(districts, schools, options)
+    if options.extensions.get("orgs.csv"):
+        orgs = _org_extensions(orgs, schools, options.extensions["orgs.csv"])
+
     tables = {
-        "orgs.csv": _orgs(districts, schools, options),
+        "orgs.csv": orgs,
         "academicSessions.csv": _sessions(read("terms"), school_ids),
         "courses.csv": _courses(read("courses"), sections, read("terms"), district_org),
         "classes.csv": _classes(sections, read("courses"), student_enrollments, students),
-        "users.csv": _users(students, school_enrollments, staff, staff_orgs, options),
-        "enrollments.csv": pd.concat([student_enrollments, teacher_enrollments], ignore_index=True),
+        "users.csv": users,
+        "enrollments.csv": enrollments,
     }
     for name, frame in tables.items():
-        tables[name] = _conform(frame, name, normalised)
-    return BuildResult(tables=tables, dropped=+dropped, normalised=+normalised)
+        extension_headers = tuple(options.extensions.get(name, {}))
+        tables[name] = _conform(frame, name, normalised, extension_headers)
+    return BuildResult(tables, +dropped, +normalised, withheld, +products)
+
+
+def _products(students: pd.DataFrame, school_enrollments: pd.DataFrame, options: OneRosterOptions) -> pd.Series:
+    """Each student's vendor product from their grade; 6th grade depends on the school (ST Math's GR6 vs GR6MSS).
+
+    The school that decides is the student's primary (status 10) enrollment, else the first by school id.
+    """
+    home = school_enrollments.assign(not_primary=school_enrollments["enrollment_status"] != "10")
+    home = home.sort_values(["student_id", "not_primary", "school_id"], kind="stable").drop_duplicates("student_id")
+    school = students["student_id"].map(home.set_index("student_id")["school_id"])
+    product = students["grade_level"].map(dict(options.grade_products)).astype("string")
+    sixth = school.map(dict(options.sixth_grade_by_school)).astype("string")
+    return product.mask((students["grade_level"] == "06") & sixth.notna(), sixth)
+
+
+def _withhold_conflicts(users: pd.DataFrame, dropped: Counter) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Users whose sourcedId or username collides case-insensitively with another user's are not emitted.
+
+    Receivers compare ids and usernames ignoring case (ST Math, Literably) and reject or merge such files; guessing
+    which record is right could hand one child's account to another. Both records are withheld and reported to the
+    DBA by SIS key (never by name) in the run's ``withheld.csv``; counts go to the summary.
+    """
+    withheld = []
+    for column, rule in (("sourcedId", "users.duplicate_id_ignoring_case"),
+                         ("username", "users.duplicate_username_ignoring_case")):
+        folded = users[column].astype("string").str.casefold()
+        clash = folded.notna() & folded.duplicated(keep=False)
+        if clash.any():
+            withheld.append(users.loc[clash, ["sis_table", "sis_key"]].assign(rule=rule))
+            dropped[rule] += int(clash.sum())
+            users = users[~clash]
+    report = pd.concat(withheld, ignore_index=True) if withheld else pd.DataFrame(columns=["sis_table", "sis_key", "rule"])
+    return users, report.sort_values(["rule", "sis_table", "sis_key"], kind="stable").reset_index(drop=True)
+
+
+def _user_extensions(users, students, programs, wanted: Mapping[str, str]) -> pd.DataFrame:
+    """Student extension values (Literably): ELL flag, home language, initial reading level and whether imputed."""
+    by_sid = students.set_index("sourced_id")
+    ell_students = programs.loc[
+        (programs["program_code"] == "ELL") & programs["status_code"].fillna("EL").isin(["EL"]), "student_id"
+    ]
+    is_student = users["role"] == "student"
+    values = {
+        "ell": by_sid["student_id"].isin(ell_students).map({True: "true", False: "false"}),
+        "home_language": by_sid["home_language_code"],
+        "reading_level": by_sid["reading_level"],
+        "reading_level_imputed": by_sid["reading_level_imputed"].map({1: "true", 0: "false"}).where(
+            by_sid["reading_level"].notna()
+        ),
+    }
+    users = users.copy()
+    for header, source in wanted.items():
+        if source not in values:
+            raise ValueError(f"unknown users.csv extension source {source!r}; known: {sorted(values)}")
+        users[header] = users["sourcedId"].map(values[source]).where(is_student).astype("string")
+    return users
+
+
+def _org_extensions(orgs, schools, wanted: Mapping[str, str]) -> pd.DataFrame:
+    """School extension values (Literably): classification (public/charter/private); gender/boarding not in the model."""
+    by_org = schools.assign(org=ids.school_id(schools["school_id"])).set_index("org")
+    values = {"classification": by_org["classification"], "gender": None, "boarding": None}
+    orgs = orgs.copy()
+    for header, source in wanted.items():
+        if source not in values:
+            raise ValueError(f"unknown orgs.csv extension source {source!r}; known: {sorted(values)}")
+        orgs[header] = orgs["sourcedId"].map(values[source]) if values[source] is not None else pd.NA
+    return orgs
 
 
 def _student_enrollments(section_enrollments, sections, school_enrollments, dropped: Counter) -> pd.DataFrame:
@@ -294,6 +403,8 @@ def _users(students, school_enrollments, staff, staff_orgs, options) -> pd.DataF
             "middleName": students["middle_name"],
             "email": students["email"] if options.include_student_email else None,
             "grades": students["grade_level"],
+            "sis_table": "student",
+            "sis_key": students["student_id"],
         }
     )
     staff_rows = pd.DataFrame(
@@ -307,6 +418,9 @@ def _users(students, school_enrollments, staff, staff_orgs, options) -> pd.DataF
             "familyName": staff["last_name"],
             "middleName": staff["middle_name"],
             "email": staff["email"],
+            "password": staff["initial_password"] if options.staff_password_from_sis else options.staff_password,
+            "sis_table": "staff",
+            "sis_key": staff["staff_id"],
         }
     )
     return pd.concat([student_rows, staff_rows], ignore_index=True)
@@ -319,13 +433,13 @@ def _first_present(*candidates: pd.Series) -> pd.Series:
     return result
 
 
-def _conform(frame: pd.DataFrame, name: str, normalised: Counter) -> pd.DataFrame:
-    """Exact OneRoster header order, every column a clean nullable string, rows sorted by sourcedId.
+def _conform(frame: pd.DataFrame, name: str, normalised: Counter, extension_headers: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Exact header order (spec columns, then the vendor's extensions), clean nullable strings, sorted by sourcedId.
 
     SIS text with line breaks (a name typed over two lines) is normalised to one space and counted per column.
     """
     out = pd.DataFrame(index=frame.index)
-    for column in HEADERS[name]:
+    for column in (*HEADERS[name], *extension_headers):
         if column in frame:
             out[column], changed = clean_text(frame[column])
             normalised[f"{name}.{column}"] += changed

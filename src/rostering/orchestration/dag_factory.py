@@ -6,12 +6,13 @@ imported inside the tasks. Tasks hand each other file paths and counts, never Da
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 from airflow.sdk import Param, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from rostering.vendors.profile import VendorProfile, load_profile
+from rostering.vendors.profile import VendorProfile, delivered_asset_name, load_profile
 
 DEFAULT_ARGS = {
     "owner": "data-engineering",
@@ -22,7 +23,8 @@ DEFAULT_ARGS = {
 }
 
 
-def run_params() -> dict[str, Param]:
+def run_params(profile: VendorProfile) -> dict[str, Param]:
+    """The params every vendor DAG takes, plus the vendor's own from its YAML (``params:``)."""
     return {
         "as_of_date": Param(
             "", type="string", title="As-of date",
@@ -38,7 +40,33 @@ def run_params() -> dict[str, Param]:
                          description="Build and validate, keep the files for download, deliver nothing."),
         "force": Param(False, type="boolean", title="Force",
                        description="Deliver even when the vendor's once-a-day or unchanged-payload rule would skip."),
+        **{name: Param(**spec) for name, spec in profile.params.items()},
     }
+
+
+def notifications(profile: VendorProfile) -> dict[str, Any]:
+    """E-mail on failure (and on success when asked) for profiles with ``notify: {email: [...]}``."""
+    recipients = profile.notify.get("email")
+    if not recipients:
+        return {}
+    from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+
+    conn_id = profile.notify.get("smtp_conn_id", "smtp_default")
+    callbacks = {
+        "on_failure_callback": SmtpNotifier(
+            to=recipients, smtp_conn_id=conn_id,
+            subject=f"[rostering] {profile.title}: run {{{{ run_id }}}} FAILED",
+            html_content="Task {{ ti.task_id }} failed. Open the run in Airflow; the task log says why "
+            "(no student data is ever in it). Nothing partial was delivered.",
+        )
+    }
+    if profile.notify.get("on_success"):
+        callbacks["on_success_callback"] = SmtpNotifier(
+            to=recipients, smtp_conn_id=conn_id,
+            subject=f"[rostering] {profile.title}: run {{{{ run_id }}}} succeeded",
+            html_content="{{ ti.xcom_pull(task_ids='summary') }}",
+        )
+    return callbacks
 
 
 def _context(profile: VendorProfile) -> tuple[Any, Any]:
@@ -62,9 +90,15 @@ def build_vendor_dag(vendor: str, *, doc_md: str | None = None):
 
 
 def _make_dag(profile: VendorProfile, doc_md: str | None):
-    from airflow.sdk import CronTriggerTimetable
+    from airflow.sdk import Asset, CronTriggerTimetable
 
-    schedule = CronTriggerTimetable(profile.schedule, timezone=profile.timezone) if profile.schedule else None
+    if profile.after:  # e.g. Derivita after the roster it shares ids with
+        schedule = [Asset(name=delivered_asset_name(profile.after))]
+    elif profile.schedule:
+        schedule = CronTriggerTimetable(profile.schedule, timezone=profile.timezone)
+    else:
+        schedule = None
+    delivered_asset = Asset(name=delivered_asset_name(profile.name))
 
     @dag(
         dag_id=profile.dag_id,
@@ -75,9 +109,10 @@ def _make_dag(profile: VendorProfile, doc_md: str | None):
         catchup=False,
         max_active_runs=1,
         tags=list(profile.tags),
-        params=run_params(),
+        params=run_params(profile),
         default_args=DEFAULT_ARGS,
         render_template_as_native_obj=True,
+        **notifications(profile),
     )
     def vendor_pipeline():
         @task
@@ -122,20 +157,22 @@ def _make_dag(profile: VendorProfile, doc_md: str | None):
             _, paths = _context(profile)
             return pipeline.package(profile, paths)
 
-        @task
+        @task(outlets=[delivered_asset])
         def deliver(packaged: dict) -> dict:
-            """Upload atomically (temporary name, verify, rename). Skipped for dry runs and school subsets."""
+            """Deliver the payload (SFTP: temporary name, verify, rename). Skipped for dry runs and school subsets."""
             from rostering import pipeline
-            from rostering.delivery.sftp import is_transient_sftp_error
 
-            run, _ = _context(profile)
-            reason = run.delivery_blocked_reason()
+            run, paths = _context(profile)
+            reason = run.delivery_blocked_reason(
+                replaces_everything=profile.replaces_everything
+            ) or pipeline.delivery_skip_reason(profile, packaged, run)
             if reason:
+                paths.write_report("delivery.json", {"delivered": False, "reason": reason})
                 raise AirflowSkipException(reason)
             try:
-                return pipeline.deliver(profile, packaged)
+                return pipeline.deliver(profile, packaged, run_id=get_current_context()["run_id"], run=run)
             except Exception as error:
-                if is_transient_sftp_error(error):
+                if pipeline.delivery_module(profile).is_transient(error):
                     raise  # retried with backoff
                 raise AirflowFailException(f"delivery failed permanently: {type(error).__name__}: {error}") from None
 
@@ -146,7 +183,9 @@ def _make_dag(profile: VendorProfile, doc_md: str | None):
 
             run, paths = _context(profile)
             delivered = get_current_context()["ti"].xcom_pull(task_ids="deliver")  # None when skipped
-            result = run_summary(profile, run, extracted, built, packaged, delivered)
+            skipped = paths.reports / "delivery.json"
+            reason = json.loads(skipped.read_text())["reason"] if skipped.exists() and not delivered else None
+            result = run_summary(profile, run, extracted, built, packaged, delivered, not_delivered_because=reason)
             paths.write_report("summary.json", result)
             return result
 

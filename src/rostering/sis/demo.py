@@ -58,7 +58,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     ),
     "staff": (
         "staff_id", "first_name", "middle_name", "last_name", "email", "username", "state_educator_id", "staff_role",
-        "is_active",
+        "is_active", "initial_password",
     ),
     "staff_school": ("staff_id", "school_id", "is_home"),
     "section_staff": ("section_id", "staff_id", "staff_role", "start_date", "end_date"),
@@ -849,7 +849,9 @@ def generate_district(
     movable = np.flatnonzero(teacher_tg != _TEACH_GROUPS.index("HR"))
     movers = _choose(rng, movable, max(1, round(0.03 * n_teachers)))
     non_hr = np.flatnonzero(s_period != _HR)
-    by_school = {int(s): non_hr[s_school[non_hr] == s] for s in np.unique(s_school[non_hr])}
+    non_hr = non_hr[np.argsort(s_school[non_hr], kind="stable")]
+    nh_schools, nh_starts = np.unique(s_school[non_hr], return_index=True)
+    by_school = dict(zip(nh_schools.tolist(), np.split(non_hr, nh_starts[1:])))
     by_level: dict[int, list[int]] = {}
     for s in by_school:
         by_level.setdefault(int(school_level[s]), []).append(s)
@@ -866,6 +868,8 @@ def generate_district(
             continue
         target_school = options[int(rng.integers(0, len(options)))]
         candidates = by_school[target_school]
+        same_subject = candidates[s_tg[candidates] == teacher_tg[t]]
+        candidates = same_subject if same_subject.size else candidates
         periods = busy.get(t, set())
         for sec in rng.choice(candidates, size=min(8, candidates.size), replace=False).tolist():
             if sec in taken or (s_period[sec] in periods and s_period[sec] != _SP):
@@ -930,6 +934,7 @@ def generate_district(
         "staff_id": staff_ids, "first_name": _FIRST[sf], "middle_name": _names_of(sm, _FIRST),
         "last_name": _LAST[sl], "email": np.array([f"{p}@{DOMAIN}" for p in local_part], dtype=object),
         "username": local_part, "state_educator_id": seid, "staff_role": staff_role, "is_active": staff_active,
+        "initial_password": None,  # the demo district uses SSO: no per-user passwords
     })
     has_home = np.flatnonzero(staff_home >= 0)
     ss_staff = np.r_[has_home, [teacher_offset + t for t, _ in extra_school_rows]].astype(np.int64)

@@ -25,6 +25,8 @@ from rostering.paths import expectations_dir
 from rostering.validation.report import Finding
 
 log = logging.getLogger(__name__)
+# GX announces hundreds of internal registrations at INFO on first use; keep task logs readable.
+logging.getLogger("great_expectations").setLevel(logging.WARNING)
 
 RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": 20}
 BOOLEAN_ONLY = {"result_format": "BOOLEAN_ONLY"}
@@ -130,17 +132,19 @@ def _rule(outcome: Any) -> str:
     return (config.meta or {}).get("rule") or config.type
 
 
-def validate_frame(file_name: str, frame: pd.DataFrame, suite_name: str) -> list[Finding]:
+def validate_frame(file_name: str, frame: pd.DataFrame, suite_name: str,
+                   extra_expectations: list[dict[str, Any]] | None = None) -> list[Finding]:
     """Run suite ``suite_name`` on ``frame`` (one file's rows, all columns strings, empty = null).
 
     Returns one finding per failed (or unevaluable) expectation, with line numbers ``index + 2`` of the first 20
     offending rows and the total count. Columns of the frame the suite does not mention (vendor extension columns)
-    are checked for CR/LF.
+    are checked for CR/LF. ``extra_expectations`` (same JSON shape, each with ``meta.rule``) are rules built from
+    configuration at run time, e.g. a subgroup column's allowed values.
 
     Two passes: the whole suite with ``BOOLEAN_ONLY`` (GX then builds no unexpected-value metrics, about half the
     cost), then only the failed expectations again with ``SUMMARY`` for their counts and row indices.
     """
-    extra = _extension_expectations(file_name, frame, suite_name)
+    extra = _extension_expectations(file_name, frame, suite_name) + list(extra_expectations or [])
     batch = batch_definition().get_batch(batch_parameters={"dataframe": frame})
     first = batch.validate(load_suite(suite_name, extra), result_format=BOOLEAN_ONLY)
     failed = {_rule(outcome) for outcome in first.results if not outcome.success}

@@ -418,7 +418,9 @@ def check_enrollments(files: dict[str, ParsedFile], lookups: Lookups | None = No
 # the package
 
 
-def validate_package(directory: Path, expected_headers: dict[str, tuple[str, ...]]) -> ValidationReport:
+def validate_package(
+    directory: Path, expected_headers: dict[str, tuple[str, ...]], *, manifest: bool = True
+) -> ValidationReport:
     """Validate a built OneRoster package directory; one report with every finding.
 
     ``expected_headers`` maps each data file of the package (not manifest.csv) to its full header: spec.HEADERS[file]
@@ -446,7 +448,10 @@ def validate_package(directory: Path, expected_headers: dict[str, tuple[str, ...
         report.extend(findings)
         report.files[name] = file.rows
         parsed[name] = file
-    report.extend(check_manifest(directory, {n for n in present if n != MANIFEST and (directory / n).is_file()}))
+    if manifest:  # a zipped OneRoster package carries one; plain files for some vendors (Literably) do not
+        report.extend(check_manifest(directory, {n for n in present if n != MANIFEST and (directory / n).is_file()}))
+    elif MANIFEST in present:
+        report.add(Finding(MANIFEST, "package.unexpected_file", None, (), 0, "file is not part of this vendor's package"))
     report.timings["read"] = time.perf_counter() - started
 
     gx_started = time.perf_counter()

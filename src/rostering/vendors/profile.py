@@ -16,9 +16,16 @@ from rostering.paths import config_dir
 
 @dataclass(frozen=True)
 class Delivery:
-    kind: str  # sftp
-    conn_id: str
+    kind: str  # a key of rostering.pipeline.DELIVERIES: sftp, …
+    conn_id: str  # the Airflow connection holding host, credentials and (SFTP) the pinned host key
     remote_dir: str = ""
+    options: dict[str, Any] = field(default_factory=dict)  # anything else the delivery kind needs
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Delivery":
+        data = dict(data)
+        return cls(kind=data.pop("kind"), conn_id=data.pop("conn_id"), remote_dir=data.pop("remote_dir", ""),
+                   options=data)
 
 
 @dataclass(frozen=True)
@@ -33,6 +40,12 @@ class VendorProfile:
     sis_conn_id: str
     delivery: Delivery
     options: dict[str, Any] = field(default_factory=dict)  # the format's own section (e.g. ``oneroster:``)
+    after: str | None = None  # run when this vendor's delivery lands (Airflow Asset) instead of on a cron schedule
+    # True when the receiver replaces everything it holds with each delivery (OneRoster bulk): a school subset is
+    # then never delivered. False when it replaces only what the file names (CERS groups).
+    replaces_everything: bool = True
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)  # extra trigger params: name -> Param kwargs
+    notify: dict[str, Any] = field(default_factory=dict)  # email: [..], on_success: bool, smtp_conn_id
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "VendorProfile":
@@ -47,9 +60,18 @@ class VendorProfile:
             timezone=data.get("timezone", "UTC"),
             tags=tuple(data.get("tags", ())),
             sis_conn_id=data.get("sis_conn_id", "sis_db"),
-            delivery=Delivery(**data["delivery"]),
+            delivery=Delivery.from_dict(data["delivery"]),
             options=dict(data.get(fmt, {})),
+            after=data.get("after"),
+            replaces_everything=bool(data.get("replaces_everything", True)),
+            params=dict(data.get("params") or {}),
+            notify=dict(data.get("notify") or {}),
         )
+
+
+def delivered_asset_name(vendor: str) -> str:
+    """The Airflow Asset a vendor's successful delivery emits (``after:`` in another profile waits for it)."""
+    return f"rostering_{vendor}_delivered"
 
 
 def profile_path(name: str) -> Path:

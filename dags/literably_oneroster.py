@@ -1,0 +1,22 @@
+"""
+### Literably — OneRoster 1.1 over SFTP (Airflow DAG from `rostering.orchestration.dag_factory`)
+
+Nightly: reads the SIS (connection `sis_db`) as of today, builds Literably's five OneRoster files (orgs, users,
+classes, courses, enrollments) with its extension columns (`metadata.literably.ELL`, `.homeLanguage`,
+`.initialLevel`, `.levelImputed`; orgs `metadata.classification`), validates them (Great Expectations suites in
+`include/expectations/` plus cross-file checks) and uploads them to the login's home folder over SFTP (connection
+`literably_sftp`, host key pinned), each under a temporary name renamed into place. Staff passwords come from the
+`literably_staff_password` connection and are never logged. Users whose id or username collides (ignoring case)
+with another's are withheld and listed by SIS key in the run's `reports/withheld.csv`.
+
+**Params**: `as_of_date` (YYYY-MM-DD, empty = today), `schools` (subset: build only, never delivered),
+`dry_run` (build + validate, no upload), `force` (send even if unchanged since the last delivery).
+
+**When it fails**: the failed task's log says why. `validate` lists file, line, column and rule (no student data):
+fix the SIS record or the mapping, then clear the run. `deliver` failures on host key or password are permanent —
+check the `literably_sftp` connection; network errors are retried with backoff. Nothing partial is ever uploaded.
+Configuration: `config/vendors/literably.yaml`. Runbook: `docs/operations.md`.
+"""
+from rostering.orchestration.dag_factory import build_vendor_dag
+
+dag = build_vendor_dag("literably", doc_md=__doc__)
