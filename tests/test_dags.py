@@ -29,18 +29,26 @@ def test_no_import_errors(dagbag):
     assert {"stmath_oneroster", "literably_oneroster"} <= set(dagbag.dag_ids)
 
 
-def test_every_dag_is_documented_scheduled_retried_and_parametrised(dagbag):
+def test_every_dag_is_documented_scheduled_and_tagged(dagbag):
+    assert "rostering_operations" in dagbag.dag_ids
     for dag_id, dag in dagbag.dags.items():
         assert dag.tags and "rostering" in dag.tags, dag_id
         assert dag.doc_md and "When it fails" in dag.doc_md, dag_id
         # nightly in the district timezone, or right after the roster delivery it depends on (an Asset)
         assert type(dag.timetable).__name__ in {"CronTriggerTimetable", "AssetTriggeredTimetable"}, dag_id
-        assert EXPECTED_PARAMS <= set(dag.params.keys()), dag_id
         assert dag.max_active_runs == 1, dag_id
+
+
+def test_vendor_dags_are_parametrised_retried_and_clean_up(dagbag):
+    vendor_dags = {i: d for i, d in dagbag.dags.items() if "operations" not in d.tags}
+    assert len(vendor_dags) >= 2
+    for dag_id, dag in vendor_dags.items():
+        assert EXPECTED_PARAMS | {"approve_changes_reason"} <= set(dag.params.keys()), dag_id
         for task in dag.tasks:
             if task.task_id != "validate":  # a validation failure is final: retrying cannot fix data
                 assert task.retries >= 1, (dag_id, task.task_id)
         assert [t.task_id for t in dag.topological_sort()][:2] == ["extract", "build"]
+        assert dag.get_task("cleanup").is_teardown, dag_id  # the PII snapshot never outlives a run
 
 
 @pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.name)

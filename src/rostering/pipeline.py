@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
+import shutil
 import json
 import logging
 import re
@@ -27,9 +28,11 @@ log = logging.getLogger(__name__)
 # Optional: before_delivery(profile, paths, run) raises to hold a delivery; after_delivery(profile, paths, run,
 # record) -> dict runs once the delivery is recorded (e.g. the subgroup audit trail).
 FORMATS = {"oneroster": "rostering.oneroster.vendor", "subgroups": "rostering.subgroups.vendor"}
+FORMATS["cers"] = "rostering.cers.vendor"  # CERS student groups (docs/cers.md)
 
 # A delivery module implements: deliver_payload(delivery, files) -> dict, is_transient(exc) -> bool.
 DELIVERIES = {"sftp": "rostering.delivery.sftp"}
+DELIVERIES["cers_api"] = "rostering.delivery.cers_api"  # CERS import API, polled until PROCESSED
 
 
 def format_module(profile: VendorProfile):
@@ -76,9 +79,16 @@ class RunPaths:
 def extract(engine, paths: RunPaths, run: RunOptions) -> dict[str, Any]:
     from rostering.sis.extract import extract_snapshot
 
+    # Children's records: the run folder is owner-only, whatever the files' own modes.
+    for folder in (paths.root.parent.parent, paths.root.parent, paths.root):
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        folder.chmod(0o700)
     info = extract_snapshot(engine, paths.snapshot, as_of=run.as_of, school_year=run.school_year)
+    if info.rejected:  # the snapshot is deleted after the run; the DBA's list of records to fix stays with the reports
+        paths.reports.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(paths.snapshot / "rejected.csv", paths.reports / "rejected.csv")
     return {"snapshot": info.directory, "as_of_date": info.as_of_date, "school_year": info.school_year,
-            "rows": info.row_counts}
+            "rows": info.row_counts, "rejected": info.rejected}
 
 
 def build(profile: VendorProfile, paths: RunPaths, run: RunOptions) -> dict[str, Any]:
@@ -140,6 +150,35 @@ def delivery_skip_reason(profile: VendorProfile, packaged: dict[str, Any], run: 
     return None
 
 
+def change_guard(profile: VendorProfile, paths: RunPaths, run: RunOptions) -> dict[str, Any] | None:
+    """Compare the build with the last good delivery (rostering.delivery.guard); raise DeliveryHeld when over limits.
+
+    The diff (counts per entity and per school) is written to ``reports/guard.json`` either way. A run triggered
+    with ``approve_changes_reason`` delivers despite the limits, and the reason is kept in the delivery record.
+    """
+    from rostering.delivery.guard import DeliveryHeld, compare, payload_reader
+    from rostering.delivery.records import last_good
+
+    fmt = format_module(profile)
+    if not hasattr(fmt, "guard_entities"):
+        return None
+    last = last_good(profile.name)
+    if last is None:
+        report = {"held": False, "reasons": [], "baseline": None, "note": "first delivery: nothing to compare with"}
+        paths.write_report("guard.json", report)
+        return report
+    old = fmt.guard_entities(payload_reader([last.path(f["name"]) for f in last.files]))
+    new = fmt.guard_entities(payload_reader(sorted(paths.build.glob("*.csv"))))
+    diff = compare(old, new, profile.delivery.options.get("guard"))
+    diff.baseline = f"delivery of {last.delivered_at} (run {last.run_id})"
+    report = {**diff.to_dict(), "approved_by_reason": run.approval_reason or None}
+    paths.write_report("guard.json", report)
+    log.info("%s", diff.summary())
+    if diff.held and not run.approval_reason:
+        raise DeliveryHeld(diff)
+    return report
+
+
 def deliver(profile: VendorProfile, packaged: dict[str, Any], *, run_id: str, run: RunOptions,
             paths: RunPaths | None = None) -> dict[str, Any]:
     """Deliver the payload, then keep a copy and a record of exactly what was delivered (the new last good)."""
@@ -149,6 +188,7 @@ def deliver(profile: VendorProfile, packaged: dict[str, Any], *, run_id: str, ru
     paths = paths or RunPaths.for_run(profile.dag_id, run_id)
     if hasattr(fmt, "before_delivery"):  # may hold the delivery (raises): nothing is sent
         fmt.before_delivery(profile, paths, run)
+    change_guard(profile, paths, run)  # raises DeliveryHeld: nothing is sent
     files = [Path(f["path"]) for f in packaged["files"]]
     result = delivery_module(profile).deliver_payload(profile.delivery, files)
     record = record_delivery(
@@ -158,6 +198,7 @@ def deliver(profile: VendorProfile, packaged: dict[str, Any], *, run_id: str, ru
         as_of_date=run.as_of.isoformat(),
         files=files,
         checksums={Path(f["path"]).name: f["sha256"] for f in packaged["files"]},
+        note=f"changes approved: {run.approval_reason}" if run.approval_reason else "",
     )
     result = {**result, "record": record.directory}
     if hasattr(fmt, "after_delivery"):  # only after a successful, recorded delivery

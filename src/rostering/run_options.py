@@ -17,8 +17,9 @@ class RunOptions:
     force: bool
     schools: tuple[str, ...]
     extra: Mapping[str, Any] = field(default_factory=dict)  # the vendor's own params (declared in its YAML)
+    approval_reason: str = ""  # a person's reason for delivering despite the change guard (kept in the record)
 
-    STANDARD = ("as_of_date", "school_year", "schools", "dry_run", "force")
+    STANDARD = ("as_of_date", "school_year", "schools", "dry_run", "force", "approve_changes_reason")
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any], *, run_after: dt.datetime, timezone: str) -> "RunOptions":
@@ -34,7 +35,9 @@ class RunOptions:
         school_year = int(params.get("school_year") or school_year_for(as_of))
         schools = tuple(sorted({str(s).strip() for s in params.get("schools") or () if str(s).strip()}))
         extra = {k: v for k, v in params.items() if k not in cls.STANDARD}
-        return cls(as_of, school_year, bool(params.get("dry_run")), bool(params.get("force")), schools, extra)
+        approval = str(params.get("approve_changes_reason") or "").strip()
+        return cls(as_of, school_year, bool(params.get("dry_run")), bool(params.get("force")), schools, extra,
+                   approval)
 
     def delivery_blocked_reason(self, *, replaces_everything: bool = True) -> str | None:
         """Why this run must not deliver, or None.

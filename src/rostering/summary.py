@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 from rostering.run_options import RunOptions
@@ -26,6 +27,7 @@ def run_summary(
         "school_year": run.school_year,
         "schools": list(run.schools) or "all",
         "snapshot_rows": extracted["rows"],
+        "sis_records_rejected": extracted.get("rejected", {}),  # by rule; the keys are in reports/rejected.csv
         "files": built["files"],
         "dropped_by_reason": built.get("dropped", {}),
         "line_breaks_normalised": built.get("normalised", {}),
@@ -42,6 +44,10 @@ def run_summary(
         **({"students_by_product": built["products"]} if built.get("products") else {}),
         **({"details": built["details"]} if built.get("details") else {}),  # format-specific counts (subgroups)
         **({"audit": delivered["audit"]} if delivered and delivered.get("audit") else {}),
+        # where the built files are kept (dry runs: "view / download before upload")
+        "payload_folder": str(Path(packaged["files"][0]["path"]).parent) if packaged["files"] else None,
+        # receivers that answer per file (CERS): each import's status and sanitised message
+        **({"imports": delivered["imports"]} if delivered and delivered.get("imports") else {}),
     }
     log.info("run summary:\n%s", format_summary(summary))
     return summary
@@ -55,6 +61,11 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(f"  delivered to {summary['destination']}")
     else:
         lines.append(f"  NOT delivered: {summary['not_delivered_because']}")
+    if summary.get("payload_folder"):
+        lines.append(f"  files kept in {summary['payload_folder']}")
+    for item in summary.get("imports", []):
+        lines.append(f"  import {item['import_id']} of {item['file']}: {item['status']}")
+        lines += [f"    {line}" for line in (item.get("message") or "").splitlines()]
     lines += [f"  dropped {reason}: {count:,}" for reason, count in summary["dropped_by_reason"].items()]
     changes = summary.get("details", {}).get("changes")
     if changes:  # subgroup feeds: what changed against the previous delivery (counts only)

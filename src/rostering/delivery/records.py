@@ -36,6 +36,7 @@ class DeliveryRecord:
     outcome: str  # delivered
     files: list[dict[str, Any]] = field(default_factory=list)  # name, bytes, sha256 (+ rows when known)
     directory: str = ""  # where the kept copy is
+    note: str = ""  # e.g. "changes approved: <reason>", "re-delivery of <record>"
 
     def path(self, name: str) -> Path:
         return Path(self.directory) / name
@@ -56,6 +57,7 @@ def record_delivery(
     rows: dict[str, int] | None = None,
     now: dt.datetime | None = None,
     base: Path | None = None,
+    note: str = "",
 ) -> DeliveryRecord:
     """Keep a copy of the delivered ``files`` and write their record; return it."""
     now = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc)
@@ -69,7 +71,8 @@ def record_delivery(
         copy.chmod(0o600)
         entries.append({"name": path.name, "bytes": copy.stat().st_size, "sha256": checksums[path.name],
                         **({"rows": rows[path.name]} if rows and path.name in rows else {})})
-    record = DeliveryRecord(vendor, destination, run_id, as_of_date, now.isoformat(), "delivered", entries, str(target))
+    record = DeliveryRecord(vendor, destination, run_id, as_of_date, now.isoformat(), "delivered", entries, str(target),
+                            note)
     (target / RECORD).write_text(json.dumps(asdict(record), indent=2, sort_keys=True))
     (target / RECORD).chmod(0o600)
     return record

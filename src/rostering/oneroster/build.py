@@ -108,6 +108,11 @@ def build_oneroster(read: Reader, options: OneRosterOptions) -> BuildResult:
         in_grades = students["grade_level"].isin(options.grades)
         dropped["student.grade_out_of_scope"] += int((~in_grades).sum())
         students = students[in_grades]
+    not_ceds = ~students["grade_level"].isin(GRADES)  # OneRoster grades are CEDS codes; the SIS must map its own
+    dropped["student.grade_not_ceds"] += int(not_ceds.sum())
+    rejected_grades = pd.DataFrame({"sis_table": "student", "sis_key": students.loc[not_ceds, "student_id"],
+                                    "rule": "users.grade_not_ceds"})
+    students = students[~not_ceds]
     products: Counter = Counter()
     if options.grade_products:
         students = students.assign(product=_products(students, school_enrollments, options))
@@ -171,6 +176,7 @@ def build_oneroster(read: Reader, options: OneRosterOptions) -> BuildResult:
     if options.extensions.get("users.csv"):
         users = _user_extensions(users, students, read("student_programs"), options.extensions["users.csv"])
     users, withheld = _withhold_conflicts(users, dropped)
+    withheld = pd.concat([rejected_grades, withheld], ignore_index=True) if len(rejected_grades) else withheld
     enrollments = pd.concat([student_enrollments, teacher_enrollments], ignore_index=True)
     kept = enrollments["userSourcedId"].isin(users["sourcedId"])
     dropped["enrollment.user_withheld"] += int((~kept).sum())

@@ -143,3 +143,26 @@ def split_by_role(path: Path, parts: dict[str, list[str]], out_dir: Path) -> lis
         if len(part):  # Literably concatenates the parts; an empty part is simply not sent
             written.append(write_csv(part, out_dir / name, header))
     return written
+
+
+def guard_entities(read) -> dict[str, pd.DataFrame]:
+    """The entities the deprovisioning guard compares (rostering.delivery.guard), keyed by sourcedId."""
+    from rostering.delivery.guard import fingerprint
+
+    def entity(frame: pd.DataFrame, school: str) -> pd.DataFrame:
+        values = frame.drop(columns=[c for c in ("password",) if c in frame])  # a password change is not a roster change
+        return pd.DataFrame({"key": frame["sourcedId"], "school": frame[school], "fingerprint": fingerprint(values)})
+
+    orgs, users, classes, enrollments = (read(name) for name in ("orgs.csv", "users.csv", "classes.csv",
+                                                                 "enrollments.csv"))
+    entities = {}
+    if len(orgs):
+        entities["schools"] = entity(orgs[orgs["type"] == "school"], "sourcedId")
+    if len(users):
+        entities["students"] = entity(users[users["role"] == "student"], "orgSourcedIds")
+        entities["staff"] = entity(users[users["role"] != "student"], "orgSourcedIds")
+    if len(classes):
+        entities["classes"] = entity(classes, "schoolSourcedId")
+    if len(enrollments):
+        entities["enrollments"] = entity(enrollments, "schoolSourcedId")
+    return entities

@@ -9,7 +9,7 @@ import datetime as dt
 import json
 from typing import Any
 
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Param, dag, get_current_context, task, teardown
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from rostering.vendors.profile import VendorProfile, delivered_asset_name, load_profile
@@ -40,6 +40,12 @@ def run_params(profile: VendorProfile) -> dict[str, Param]:
                          description="Build and validate, keep the files for download, deliver nothing."),
         "force": Param(False, type="boolean", title="Force",
                        description="Deliver even when the vendor's once-a-day or unchanged-payload rule would skip."),
+        "approve_changes_reason": Param(
+            "", type="string", title="Approve held changes (reason)",
+            description="A delivery held by the change guard (too many deletions or updates, a school emptied) is "
+            "sent when this run is triggered with a reason. The reason is kept in the delivery record. Read the held "
+            "run's reports/guard.json first.",
+        ),
         **{name: Param(**spec) for name, spec in profile.params.items()},
     }
 
@@ -169,8 +175,15 @@ def _make_dag(profile: VendorProfile, doc_md: str | None):
             if reason:
                 paths.write_report("delivery.json", {"delivered": False, "reason": reason})
                 raise AirflowSkipException(reason)
+            from rostering.delivery.guard import DeliveryHeld
+
             try:
                 return pipeline.deliver(profile, packaged, run_id=get_current_context()["run_id"], run=run)
+            except DeliveryHeld as held:
+                raise AirflowFailException(
+                    f"{held}\nBuilt files kept in {paths.root} for review. Release: trigger this DAG with "
+                    "approve_changes_reason; discard: the rostering_operations DAG."
+                ) from None
             except Exception as error:
                 if pipeline.delivery_module(profile).is_transient(error):
                     raise  # retried with backoff
@@ -193,6 +206,17 @@ def _make_dag(profile: VendorProfile, doc_md: str | None):
         built = build(extracted)
         validated = validate(built)
         packaged = package(validated)
-        deliver(packaged) >> summary(extracted, built, packaged)
+        @teardown
+        def cleanup() -> list:
+            """Always, even after a failure: remove the SIS snapshot; built files too once the delivery is recorded."""
+            from rostering.operations import cleanup_run
+
+            _, paths = _context(profile)
+            delivered = bool(get_current_context()["ti"].xcom_pull(task_ids="deliver"))
+            return cleanup_run(paths, delivered=delivered)
+
+        summarized = summary(extracted, built, packaged)
+        deliver(packaged) >> summarized
+        extracted >> cleanup() << summarized
 
     return vendor_pipeline()

@@ -11,7 +11,7 @@ import json
 import logging
 import re
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 INT_COLUMNS = frozenset({"school_year", "is_home", "excluded_from_state_reporting", "reading_level_imputed"})
 CHUNK_ROWS = 250_000
 SNAPSHOT_META = "snapshot.json"
+REJECTED = "rejected.csv"  # SIS records the checks removed: file, row, SIS key, column, rule (no values)
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class SnapshotInfo:
     as_of_date: str
     school_year: int
     row_counts: dict[str, int]
+    rejected: dict[str, int] = field(default_factory=dict)  # rule -> SIS records removed by rostering.sis.checks
 
     def path(self, name: str) -> Path:
         return Path(self.directory) / f"{name}.parquet"
@@ -133,6 +135,30 @@ def extract_snapshot(
             with engine.connect() as conn:
                 counts[name] = _read_generic(conn, sql, params, target)
         log.info("snapshot %s: %d rows", name, counts[name])
-    info = SnapshotInfo(str(out_dir), as_of.isoformat(), school_year, counts)
+    rejected = reject_invalid_records(out_dir, counts)
+    info = SnapshotInfo(str(out_dir), as_of.isoformat(), school_year, counts, rejected)
     (out_dir / SNAPSHOT_META).write_text(json.dumps(asdict(info), indent=2, sort_keys=True))
     return info
+
+
+def reject_invalid_records(out_dir: Path, counts: dict[str, int]) -> dict[str, int]:
+    """Apply rostering.sis.checks to every snapshot file; rewrite files that lose rows, report them in rejected.csv."""
+    from rostering.csvio import write_csv
+    from rostering.sis.checks import REPORT_COLUMNS, check_table
+
+    reports = []
+    for name in counts:
+        path = out_dir / f"{name}.parquet"
+        table = pq.read_table(path)
+        result = check_table(name, table.to_pandas(types_mapper=pd.ArrowDtype))
+        if len(result.rejected):
+            pq.write_table(pa.Table.from_pandas(result.clean, preserve_index=False).cast(table.schema), path)
+            counts[name] = len(result.clean)
+            reports.append(result.rejected)
+    if not reports:
+        return {}
+    rejected = pd.concat(reports, ignore_index=True)
+    write_csv(rejected.astype("string"), out_dir / REJECTED, REPORT_COLUMNS)
+    by_rule = rejected["rule"].value_counts().sort_index()
+    log.warning("snapshot: %d SIS record(s) rejected (see %s): %s", len(rejected), REJECTED, by_rule.to_dict())
+    return {str(rule): int(count) for rule, count in by_rule.items()}
