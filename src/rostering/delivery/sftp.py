@@ -39,6 +39,7 @@ import errno
 import hashlib
 import logging
 import posixpath
+import re
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -275,7 +276,26 @@ def deliver_files(*, ssh_conn_id: str, files: list[Path], remote_dir: str) -> li
     with hook.get_managed_conn() as sftp:
         _check_pinned_host_key(hook, sftp)
         sftp.get_channel().settimeout(OPERATION_TIMEOUT_S)
+        remove_stale_temporary_files(sftp, remote_dir, names)
         return upload_set_atomically(sftp, paths, remote_dir, log=logger)
+
+
+_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.[0-9a-f]{32}\.part$")
+
+
+def remove_stale_temporary_files(sftp: SFTPClient, remote_dir: str, names: list[str]) -> int:
+    """Remove our own leftovers (``.{name}.{uuid}.part``) of an earlier upload whose connection dropped.
+
+    Only files matching exactly our temporary naming for the names being delivered are touched.
+    """
+    folder = remote_dir if remote_dir not in _HOME_DIRS else "."
+    stale = [entry for entry in sftp.listdir(folder)
+             if (match := _TEMPORARY.match(entry)) and match["name"] in names]
+    for entry in stale:
+        _remove_quietly(sftp, _remote_path(remote_dir, entry), logger)
+    if stale:
+        logger.info("Removed %d temporary file(s) left by an interrupted earlier upload", len(stale))
+    return len(stale)
 
 
 # -- retry classification --------------------------------------------------------------------------------------------
