@@ -6,17 +6,14 @@ import json
 
 import pandas as pd
 import pytest
-import sqlalchemy as sa
 
 from rostering import pipeline
 from rostering.delivery.guard import DeliveryHeld, compare, payload_reader
 from rostering.delivery.records import last_good, record_delivery
 from rostering.oneroster import vendor
 from rostering.run_options import RunOptions
-from rostering.sis.extract import extract_snapshot
-from rostering.sis.schema import create_schema, run_script
 from rostering.vendors.profile import load_profile
-from test_oneroster_vendors import FIXTURES
+from test_oneroster_vendors import snapshot
 
 
 def students(n: int, school: str = "sch-1", changed: int = 0, start: int = 0) -> pd.DataFrame:
@@ -65,14 +62,7 @@ def test_summary_holds_counts_only():
 
 
 def build(tmp_path, name, *updates):
-    engine = sa.create_engine(f"sqlite:///{tmp_path / f'{name}.sqlite'}")
-    create_schema(engine, drop_existing=True)
-    run_script(engine, FIXTURES / "tiny_district.sql")
-    with engine.begin() as conn:
-        for statement in updates:
-            conn.execute(sa.text(statement))
-    info = extract_snapshot(engine, tmp_path / name / "snapshot", as_of=dt.date(2026, 11, 23))
-    engine.dispose()
+    info = snapshot(tmp_path / name, *updates)
     paths = pipeline.RunPaths(tmp_path / name)
     vendor.build(info, load_profile("stmath"), paths.build)
     payload = vendor.payload(load_profile("stmath"), paths.build, paths.payload)
