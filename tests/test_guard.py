@@ -107,3 +107,20 @@ def test_the_baseline_is_read_from_the_kept_zip(tmp_path, delivered_baseline):
     record = last_good("stmath")
     read = payload_reader([record.path("OneRoster.zip")])
     assert len(read("users.csv")) == 12 and read("nope.csv").empty
+
+
+def test_derivita_holds_on_lost_students_but_not_on_flag_flips(tmp_path):
+    from rostering.subgroups import vendor as subgroups
+    from rostering.subgroups.config import subgroup_config
+
+    profile = load_profile("derivita")
+    name = subgroup_config(profile).file_name
+
+    def entities(folder, ids, flag):
+        folder.mkdir()
+        (folder / name).write_text("student_id,ell\r\n" + "".join(f'"{i}","{flag}"\r\n' for i in ids))
+        return subgroups.guard_entities(payload_reader([folder / name]), profile)
+
+    before = entities(tmp_path / "a", range(100), "n")
+    assert not compare(before, entities(tmp_path / "b", range(100), "y")).held  # every flag flipped: fine
+    assert compare(before, entities(tmp_path / "c", range(80), "n")).held  # 20 % of students gone

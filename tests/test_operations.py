@@ -69,8 +69,13 @@ def test_purge_removes_expired_copies_but_always_keeps_the_newest(state):
     old_run.mkdir(parents=True)
     import os
     os.utime(old_run, (0, 0))
+    audit = state / "state" / "audit" / "derivita"
+    audit.mkdir(parents=True)
+    (audit / "2025-09-01T000000000000Z_r0.parquet").write_bytes(b"old")   # 448 days before NOW
+    (audit / "2026-01-05T000000000000Z_r9.parquet").write_bytes(b"kept")  # 322 days
     purged = operations.purge_expired(["stmath", "literably"], retention_days=30, now=NOW)
-    assert purged == {"deliveries": 1, "runs": 1}
+    assert purged == {"deliveries": 1, "runs": 1, "audit_files": 1}
+    assert [p.name for p in audit.iterdir()] == ["2026-01-05T000000000000Z_r9.parquet"]
     assert [r.run_id for r in list_deliveries("stmath")] == ["r2"] and not old_run.exists()
 
 

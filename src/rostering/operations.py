@@ -3,7 +3,8 @@
 - ``redeliver_last_good``: send the kept copy of a vendor's last good delivery again (e.g. the vendor lost it);
 - ``discard_held``: a person decided a held run must not be delivered: its built files are removed, the decision kept;
 - ``purge_expired``: delivered copies and run folders older than the retention (default 30 days) are removed — the
-  newest delivery of each vendor is always kept, because it is the baseline of the change guard;
+  newest delivery of each vendor is always kept, because it is the baseline of the change guard — and subgroup audit
+  files older than the audit retention (default 400 days);
 - ``cleanup_run``: what every run does at its end (the SIS snapshot, full of personal data, never outlives its run).
 """
 from __future__ import annotations
@@ -23,6 +24,9 @@ from rostering.vendors.profile import VendorProfile
 log = logging.getLogger(__name__)
 
 DEFAULT_RETENTION_DAYS = 30
+# The subgroup audit answers "when did this flag change in what we sent?" across a school year and the next
+# question about it, so it is kept longer than payloads -- but not forever: it is children's data too.
+DEFAULT_AUDIT_RETENTION_DAYS = 400
 
 
 def redeliver_last_good(profile: VendorProfile, *, reason: str, run_id: str) -> dict[str, Any]:
@@ -72,10 +76,17 @@ def cleanup_run(paths: RunPaths, *, delivered: bool) -> list[str]:
 def purge_expired(
     vendors: list[str], *, retention_days: int = DEFAULT_RETENTION_DAYS, now: dt.datetime | None = None,
     base: Path | None = None, runs_base: Path | None = None,
+    audit_retention_days: int = DEFAULT_AUDIT_RETENTION_DAYS,
 ) -> dict[str, int]:
     now = now or dt.datetime.now(dt.timezone.utc)
     cutoff = now - dt.timedelta(days=retention_days)
-    purged = {"deliveries": 0, "runs": 0}
+    purged = {"deliveries": 0, "runs": 0, "audit_files": 0}
+    audit_cutoff = now - dt.timedelta(days=audit_retention_days)
+    for audit_file in ((base or state_dir()) / "audit").glob("*/*.parquet"):
+        stamp = dt.datetime.strptime(audit_file.name.split("_", 1)[0], "%Y-%m-%dT%H%M%S%fZ")  # the delivery's time
+        if stamp.replace(tzinfo=dt.timezone.utc) < audit_cutoff:
+            audit_file.unlink()
+            purged["audit_files"] += 1
     for vendor in vendors:
         records = list_deliveries(vendor, base)
         for record in records[:-1]:  # the newest is the guard's baseline: kept whatever its age
@@ -86,7 +97,7 @@ def purge_expired(
         if run_folder.is_dir() and dt.datetime.fromtimestamp(run_folder.stat().st_mtime, dt.timezone.utc) < cutoff:
             shutil.rmtree(run_folder)
             purged["runs"] += 1
-    log.info("purged %(deliveries)d delivered copies and %(runs)d run folders", purged)
+    log.info("purged %(deliveries)d delivered copies, %(runs)d run folders, %(audit_files)d audit files", purged)
     return purged
 
 

@@ -25,7 +25,8 @@ log = logging.getLogger(__name__)
 
 # A format module implements: build(snapshot, profile, out_dir, *, schools, extra, reports_dir) -> dict of counts,
 # validate(profile, build_dir) -> ValidationReport, payload(profile, build_dir, out_dir) -> list[WrittenFile].
-# Optional: before_delivery(profile, paths, run) raises to hold a delivery; after_delivery(profile, paths, run,
+# Optional: guard_entities(read, profile) -> entities for the change guard (rostering.delivery.guard);
+# before_delivery(profile, paths, run) raises to hold a delivery; after_delivery(profile, paths, run,
 # record) -> dict runs once the delivery is recorded (e.g. the subgroup audit trail).
 FORMATS = {"oneroster": "rostering.oneroster.vendor", "subgroups": "rostering.subgroups.vendor"}
 FORMATS["cers"] = "rostering.cers.vendor"  # CERS student groups (docs/cers.md)
@@ -167,8 +168,8 @@ def change_guard(profile: VendorProfile, paths: RunPaths, run: RunOptions) -> di
         report = {"held": False, "reasons": [], "baseline": None, "note": "first delivery: nothing to compare with"}
         paths.write_report("guard.json", report)
         return report
-    old = fmt.guard_entities(payload_reader([last.path(f["name"]) for f in last.files]))
-    new = fmt.guard_entities(payload_reader(sorted(paths.build.glob("*.csv"))))
+    old = fmt.guard_entities(payload_reader([last.path(f["name"]) for f in last.files]), profile)
+    new = fmt.guard_entities(payload_reader(sorted(paths.build.glob("*.csv"))), profile)
     diff = compare(old, new, profile.delivery.options.get("guard"))
     diff.baseline = f"delivery of {last.delivered_at} (run {last.run_id})"
     report = {**diff.to_dict(), "approved_by_reason": run.approval_reason or None}

@@ -42,10 +42,11 @@ def run_summary(
         ),
         "withheld_records": built.get("withheld", 0),
         **({"students_by_product": built["products"]} if built.get("products") else {}),
-        **({"details": built["details"]} if built.get("details") else {}),  # format-specific counts (subgroups)
+        **({"details": built["details"]} if built.get("details") else {}),  # format-specific counts (subgroups, CERS)
         **({"audit": delivered["audit"]} if delivered and delivered.get("audit") else {}),
-        # where the built files are kept (dry runs: "view / download before upload")
-        "payload_folder": str(Path(packaged["files"][0]["path"]).parent) if packaged["files"] else None,
+        # where the files can be viewed / downloaded: the delivered copy, or (dry runs, held) the run's payload
+        "files_kept_in": (delivered or {}).get("record") or (
+            str(Path(packaged["files"][0]["path"]).parent) if packaged["files"] else None),
         # receivers that answer per file (CERS): each import's status and sanitised message
         **({"imports": delivered["imports"]} if delivered and delivered.get("imports") else {}),
     }
@@ -61,8 +62,8 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(f"  delivered to {summary['destination']}")
     else:
         lines.append(f"  NOT delivered: {summary['not_delivered_because']}")
-    if summary.get("payload_folder"):
-        lines.append(f"  files kept in {summary['payload_folder']}")
+    if summary.get("files_kept_in"):
+        lines.append(f"  files kept in {summary['files_kept_in']}")
     for item in summary.get("imports", []):
         lines.append(f"  import {item['import_id']} of {item['file']}: {item['status']}")
         lines += [f"    {line}" for line in (item.get("message") or "").splitlines()]

@@ -5,11 +5,13 @@
 
 Connections reach Airflow the way production secrets do, as ``AIRFLOW_CONN_*`` variables: the SIS connection points
 at the demo SQLite file; each SFTP vendor connection at the local server, with its host key pinned and a password
-generated for this run (never printed).
+generated for this run (never printed); the CERS API connection at the local CERS import stand-in
+(rostering.devservers.cers_server), with a client secret and system-user password generated for this run.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import secrets
@@ -19,6 +21,7 @@ import zipfile
 from pathlib import Path
 
 from rostering.csvio import sha256_of
+from rostering.devservers.cers_server import LocalCersServer
 from rostering.devservers.sftp_server import LocalSFTPServer
 from rostering.paths import config_dir, project_root
 from rostering.vendors.profile import load_profile
@@ -36,15 +39,20 @@ def ensure_district(students: int, regenerate: bool) -> Path:
     from rostering.sis.demo import generate_district, load_district
 
     path = demo_dir() / "sis.sqlite"
-    if regenerate or not path.exists():
+    schema = (project_root() / "include" / "sql" / "schema" / "sis_schema.sql").read_bytes()
+    marker = demo_dir() / "sis.schema.sha256"  # a district made for an older schema is made again
+    current = hashlib.sha256(schema).hexdigest() + f" {students}"
+    if regenerate or not path.exists() or not marker.exists() or marker.read_text() != current:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.unlink(missing_ok=True)
         load_district(generate_district(students), f"sqlite:///{path}")
+        marker.write_text(current)
         print(f"demo district: {students:,} students -> {path}")
     return path
 
 
-def airflow_env(sis_path: Path, sftp: LocalSFTPServer, passwords: dict[str, str]) -> dict[str, str]:
+def airflow_env(sis_path: Path, sftp: LocalSFTPServer, passwords: dict[str, str],
+                cers: tuple[LocalCersServer, dict[str, str]] | None = None) -> dict[str, str]:
     root = project_root()
     env = dict(os.environ)
     env.setdefault("AIRFLOW_HOME", str(root / "var" / "airflow"))
@@ -66,6 +74,18 @@ def airflow_env(sis_path: Path, sftp: LocalSFTPServer, passwords: dict[str, str]
                     "extra": {"host_key": sftp.host_key_line},
                 }
             )
+        if profile.delivery.kind == "cers_api" and cers is not None:
+            cers_server, credentials = cers
+            env[f"AIRFLOW_CONN_{profile.delivery.conn_id.upper()}"] = json.dumps(
+                {
+                    "conn_type": "http",
+                    "host": cers_server.url,
+                    "login": credentials["username"],
+                    "password": credentials["password"],
+                    "extra": {"token_url": cers_server.token_path, "client_id": credentials["client_id"],
+                              "client_secret": credentials["client_secret"]},
+                }
+            )
         staff_password = profile.options.get("staff_password") or {}
         if staff_password.get("mode") == "connection":  # e.g. Literably's SSO placeholder, a secret like any other
             env[f"AIRFLOW_CONN_{staff_password['conn_id'].upper()}"] = json.dumps(
@@ -81,6 +101,28 @@ def start_sftp() -> tuple[LocalSFTPServer, dict[str, str]]:
     ).start()
     print(f"local SFTP server on {server.host}:{server.port} (host key pinned in the connections)")
     return server, passwords
+
+
+def start_cers() -> tuple[LocalCersServer, dict[str, str]]:
+    """The local CERS import stand-in, with OAuth2 credentials generated for this run (never printed)."""
+    credentials = {"client_id": "rostering-demo", "client_secret": secrets.token_urlsafe(24),
+                   "username": "demo-system-user", "password": secrets.token_urlsafe(16)}
+    server = LocalCersServer(client_id=credentials["client_id"], client_secret=credentials["client_secret"],
+                             users={credentials["username"]: credentials["password"]}).start()
+    print(f"local CERS import API (stand-in) on {server.url}")
+    return server, credentials
+
+
+def report_cers_imports(server: LocalCersServer) -> None:
+    if not server.imports:
+        return
+    print("\nCERS imports (local stand-in):")
+    for imp in sorted(server.imports.values(), key=lambda i: i.id):
+        print(f"  import {imp.id} {imp.filename}: {imp.status}")
+        for line in imp.message.splitlines():
+            print(f"    {line}")
+    schools = len({key[0] for key in server.groups})
+    print(f"  CERS now holds {len(server.groups):,} student group(s) at {schools} school(s)")
 
 
 def airflow(*args: str, env: dict[str, str]) -> int:
@@ -118,12 +160,15 @@ def in_run_order(profiles: list) -> list:
 def run(args: argparse.Namespace) -> int:
     sis_path = ensure_district(args.students, args.regenerate)
     server, passwords = start_sftp()
+    cers = start_cers()
     try:
-        env = airflow_env(sis_path, server, passwords)
+        env = airflow_env(sis_path, server, passwords, cers)
         dag_ids = args.dag or [p.dag_id for p in in_run_order(vendor_profiles())]
         failed = [dag_id for dag_id in dag_ids if airflow("dags", "test", dag_id, env=env) != 0]
         report_deliveries(server)
+        report_cers_imports(cers[0])
     finally:
+        cers[0].stop()
         server.stop()
     if failed:
         print(f"\nFAILED: {', '.join(failed)} (see the task logs above)")
@@ -135,10 +180,12 @@ def run(args: argparse.Namespace) -> int:
 def serve_airflow(args: argparse.Namespace) -> int:
     sis_path = ensure_district(args.students, args.regenerate)
     server, passwords = start_sftp()
+    cers = start_cers()
     try:
         print("starting `airflow standalone` on http://localhost:8080 (admin password in var/airflow)")
-        return airflow("standalone", env=airflow_env(sis_path, server, passwords))
+        return airflow("standalone", env=airflow_env(sis_path, server, passwords, cers))
     finally:
+        cers[0].stop()
         server.stop()
 
 

@@ -19,8 +19,10 @@ from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from rostering.frames import clean_text, join_values
+from rostering.frames import clean_text_arrow, isin, join_values, map_values, merge_unique, sort_dedupe
 from rostering.oneroster import ids
 from rostering.oneroster.spec import GRADES, HEADERS
 
@@ -100,10 +102,10 @@ def build_oneroster(read: Reader, options: OneRosterOptions) -> BuildResult:
     # --- students and their schools --------------------------------------------------------------------------
     students = read("students")
     school_enrollments = read("school_enrollments")
-    in_scope = school_enrollments["school_id"].isin(school_ids)
+    in_scope = isin(school_enrollments["school_id"], school_ids)
     dropped["school_enrollment.school_out_of_scope"] += int((~in_scope).sum())
     school_enrollments = school_enrollments[in_scope]
-    students = students[students["student_id"].isin(school_enrollments["student_id"])]
+    students = students[isin(students["student_id"], school_enrollments["student_id"])]
     if options.grades:
         in_grades = students["grade_level"].isin(options.grades)
         dropped["student.grade_out_of_scope"] += int((~in_grades).sum())
@@ -133,7 +135,7 @@ def build_oneroster(read: Reader, options: OneRosterOptions) -> BuildResult:
 
     # --- sections, teachers ------------------------------------------------------------------------------------
     sections = read("sections")
-    sections = sections[sections["school_id"].isin(school_ids)].copy()
+    sections = sections[isin(sections["school_id"], school_ids)].copy()
     sections["class_sid"] = ids.class_id(sections["school_id"], sections["section_id"])
 
     staff = read("staff")
@@ -143,7 +145,7 @@ def build_oneroster(read: Reader, options: OneRosterOptions) -> BuildResult:
     section_staff = section_staff[is_teaching]
 
     staff_schools = read("staff_schools")
-    staff_schools = staff_schools[staff_schools["school_id"].isin(school_ids)]
+    staff_schools = staff_schools[isin(staff_schools["school_id"], school_ids)]
     staff_orgs = pd.concat(
         [staff_schools[["staff_id", "school_id"]], section_staff[["staff_id", "school_id"]]], ignore_index=True
     )
@@ -158,12 +160,12 @@ def build_oneroster(read: Reader, options: OneRosterOptions) -> BuildResult:
 
     roles = dict(options.staff_roles)
     staff = staff.assign(role=staff["staff_role"].map(roles).astype("string"))
-    teaches = staff["staff_id"].isin(section_staff["staff_id"])
+    teaches = isin(staff["staff_id"], section_staff["staff_id"])
     staff.loc[staff["role"].isna() & teaches, "role"] = "teacher"
     unmapped = staff["role"].isna()
     dropped["staff.role_not_sent"] += int(unmapped.sum())
     staff = staff[~unmapped]
-    has_org = staff["staff_id"].isin(staff_orgs["staff_id"])
+    has_org = isin(staff["staff_id"], staff_orgs["staff_id"])
     dropped["staff.no_school_in_scope"] += int((~has_org).sum())
     staff = staff[has_org]
     staff = staff.assign(sourced_id=ids.user_id(staff["staff_id"], options.user_ids.staff_prefix))
@@ -178,7 +180,7 @@ def build_oneroster(read: Reader, options: OneRosterOptions) -> BuildResult:
     users, withheld = _withhold_conflicts(users, dropped)
     withheld = pd.concat([rejected_grades, withheld], ignore_index=True) if len(rejected_grades) else withheld
     enrollments = pd.concat([student_enrollments, teacher_enrollments], ignore_index=True)
-    kept = enrollments["userSourcedId"].isin(users["sourcedId"])
+    kept = isin(enrollments["userSourcedId"], users["sourcedId"])
     dropped["enrollment.user_withheld"] += int((~kept).sum())
     enrollments = enrollments[kept]
     orgs = _orgs(districts, schools, options)
@@ -206,7 +208,7 @@ def _products(students: pd.DataFrame, school_enrollments: pd.DataFrame, options:
     """
     home = school_enrollments.assign(not_primary=school_enrollments["enrollment_status"] != "10")
     home = home.sort_values(["student_id", "not_primary", "school_id"], kind="stable").drop_duplicates("student_id")
-    school = students["student_id"].map(home.set_index("student_id")["school_id"])
+    school = map_values(students["student_id"], home.set_index("student_id")["school_id"])
     product = students["grade_level"].map(dict(options.grade_products)).astype("string")
     sixth = school.map(dict(options.sixth_grade_by_school)).astype("string")
     return product.mask((students["grade_level"] == "06") & sixth.notna(), sixth)
@@ -240,7 +242,7 @@ def _user_extensions(users, students, programs, wanted: Mapping[str, str]) -> pd
     ]
     is_student = users["role"] == "student"
     values = {
-        "ell": by_sid["student_id"].isin(ell_students).map({True: "true", False: "false"}),
+        "ell": isin(by_sid["student_id"], ell_students).map({True: "true", False: "false"}),
         "home_language": by_sid["home_language_code"],
         "reading_level": by_sid["reading_level"],
         "reading_level_imputed": by_sid["reading_level_imputed"].map({1: "true", 0: "false"}).where(
@@ -251,8 +253,12 @@ def _user_extensions(users, students, programs, wanted: Mapping[str, str]) -> pd
     for header, source in wanted.items():
         if source not in values:
             raise ValueError(f"unknown users.csv extension source {source!r}; known: {sorted(values)}")
-        users[header] = users["sourcedId"].map(values[source]).where(is_student).astype("string")
+        users[header] = _lookup(users["sourcedId"], values[source]).where(is_student).astype("string")
     return users
+
+
+def _lookup(keys: pd.Series, mapping: pd.Series) -> pd.Series:
+    return map_values(keys, mapping) if isinstance(mapping.dtype, pd.StringDtype) else keys.map(mapping)
 
 
 def _org_extensions(orgs, schools, wanted: Mapping[str, str]) -> pd.DataFrame:
@@ -268,17 +274,16 @@ def _org_extensions(orgs, schools, wanted: Mapping[str, str]) -> pd.DataFrame:
 
 
 def _student_enrollments(section_enrollments, sections, school_enrollments, dropped: Counter) -> pd.DataFrame:
-    active = section_enrollments.merge(sections[["section_id", "school_id", "class_sid"]], on="section_id")
+    active = merge_unique(section_enrollments, sections[["section_id", "school_id", "class_sid"]], on="section_id")
     dropped["section_enrollment.section_not_active_or_out_of_scope"] += len(section_enrollments) - len(active)
     # Keep a section enrollment only where the student is enrolled in that section's school.
     enrolled_at = school_enrollments[["student_id", "school_id", "sourced_id", "org"]].drop_duplicates(
         ["student_id", "school_id"]
     )
-    matched = active.merge(enrolled_at, on=["student_id", "school_id"])
+    matched = merge_unique(active, enrolled_at, on=["student_id", "school_id"])
     dropped["section_enrollment.student_not_enrolled_in_school"] += len(active) - len(matched)
     # Overlapping stints of the same student in the same section: keep the latest entry (the current one).
-    matched = matched.sort_values(["student_id", "section_id", "entry_date"], kind="stable")
-    deduped = matched.drop_duplicates(["student_id", "section_id"], keep="last")
+    deduped = sort_dedupe(matched, ["student_id", "section_id", "entry_date"], ["student_id", "section_id"])
     dropped["section_enrollment.overlapping_stint"] += len(matched) - len(deduped)
     return pd.DataFrame(
         {
@@ -337,7 +342,7 @@ def _orgs(districts: pd.DataFrame, schools: pd.DataFrame, options: OneRosterOpti
 
 
 def _sessions(terms: pd.DataFrame, school_ids: set[str]) -> pd.DataFrame:
-    terms = terms[terms["school_id"].isna() | terms["school_id"].isin(school_ids)]
+    terms = terms[terms["school_id"].isna() | isin(terms["school_id"], school_ids)]
     return pd.DataFrame(
         {
             "sourcedId": ids.term_id(terms["term_id"]),
@@ -352,7 +357,7 @@ def _sessions(terms: pd.DataFrame, school_ids: set[str]) -> pd.DataFrame:
 
 
 def _courses(courses, sections, terms, district_org) -> pd.DataFrame:
-    courses = courses[courses["course_id"].isin(sections["course_id"])]
+    courses = courses[isin(courses["course_id"], sections["course_id"])]
     year_terms = terms[(terms["term_type"] == "schoolYear") & terms["school_id"].isna()]
     year_sid = ids.term_id(year_terms["term_id"]).iloc[0] if len(year_terms) else None
     return pd.DataFrame(
@@ -371,8 +376,9 @@ def _classes(sections, courses, student_enrollments, students) -> pd.DataFrame:
     course_titles = courses.set_index("course_id")["title"]
     subjects = courses.set_index("course_id")["subject_area"]
     grade_rank = {g: i for i, g in enumerate(GRADES)}
-    enrolled_grades = student_enrollments[["classSourcedId", "userSourcedId"]].merge(
-        students[["sourced_id", "grade_level"]], left_on="userSourcedId", right_on="sourced_id"
+    enrolled_grades = merge_unique(
+        student_enrollments[["classSourcedId", "userSourcedId"]],
+        students[["sourced_id", "grade_level"]].rename(columns={"sourced_id": "userSourcedId"}), on="userSourcedId"
     )
     enrolled_grades["rank"] = enrolled_grades["grade_level"].map(grade_rank)
     grades = join_values(enrolled_grades, "classSourcedId", "grade_level", order=["rank"])
@@ -381,7 +387,7 @@ def _classes(sections, courses, student_enrollments, students) -> pd.DataFrame:
         {
             "sourcedId": sections["class_sid"],
             "title": title,
-            "grades": sections["class_sid"].map(grades),
+            "grades": map_values(sections["class_sid"], grades),
             "courseSourcedId": ids.course_id(sections["course_id"]),
             "classCode": sections["section_number"],
             "classType": sections["class_type"],
@@ -401,7 +407,7 @@ def _users(students, school_enrollments, staff, staff_orgs, options) -> pd.DataF
         {
             "sourcedId": students["sourced_id"],
             "enabledUser": "true",
-            "orgSourcedIds": students["sourced_id"].map(student_orgs),
+            "orgSourcedIds": map_values(students["sourced_id"], student_orgs),
             "role": "student",
             "username": _first_present(students["username"], students["email"], students["sourced_id"]),
             "givenName": students["first_name"],
@@ -417,7 +423,7 @@ def _users(students, school_enrollments, staff, staff_orgs, options) -> pd.DataF
         {
             "sourcedId": staff["sourced_id"],
             "enabledUser": "true",
-            "orgSourcedIds": staff["staff_id"].map(staff_org_list),
+            "orgSourcedIds": map_values(staff["staff_id"], staff_org_list),
             "role": staff["role"],
             "username": _first_present(staff["username"], staff["email"], staff["sourced_id"]),
             "givenName": staff["first_name"],
@@ -443,12 +449,15 @@ def _conform(frame: pd.DataFrame, name: str, normalised: Counter, extension_head
     """Exact header order (spec columns, then the vendor's extensions), clean nullable strings, sorted by sourcedId.
 
     SIS text with line breaks (a name typed over two lines) is normalised to one space and counted per column.
+    Done in Arrow: the sort is Arrow's stable sort of sourcedId, nulls last (the order pandas' stable sort gives).
     """
-    out = pd.DataFrame(index=frame.index)
+    columns = {}
     for column in (*HEADERS[name], *extension_headers):
         if column in frame:
-            out[column], changed = clean_text(frame[column])
+            columns[column], changed = clean_text_arrow(frame[column])
             normalised[f"{name}.{column}"] += changed
         else:
-            out[column] = pd.Series(pd.NA, index=frame.index, dtype="string")
-    return out.sort_values("sourcedId", kind="stable").reset_index(drop=True)
+            columns[column] = pa.nulls(len(frame), pa.string())
+    table = pa.table(columns)
+    table = table.take(pc.array_sort_indices(table["sourcedId"].combine_chunks(), null_placement="at_end"))
+    return table.to_pandas(types_mapper={pa.string(): pd.StringDtype("pyarrow")}.get)

@@ -145,7 +145,7 @@ def split_by_role(path: Path, parts: dict[str, list[str]], out_dir: Path) -> lis
     return written
 
 
-def guard_entities(read) -> dict[str, pd.DataFrame]:
+def guard_entities(read, profile: VendorProfile | None = None) -> dict[str, pd.DataFrame]:
     """The entities the deprovisioning guard compares (rostering.delivery.guard), keyed by sourcedId."""
     from rostering.delivery.guard import fingerprint
 

@@ -51,28 +51,33 @@ def run_params(profile: VendorProfile) -> dict[str, Param]:
 
 
 def notifications(profile: VendorProfile) -> dict[str, Any]:
-    """E-mail on failure (and on success when asked) for profiles with ``notify: {email: [...]}``."""
+    """E-mail for profiles with ``notify: {email: [...]}`` (rostering.alerts composes the content).
+
+    Returns ``{"dag": {...}, "task": {...}}``: the failure mail is a *task* callback (it runs after the task's last
+    try, where the task ran, and can say why -- e.g. that a delivery was HELD); the optional success mail
+    (``on_success: true``) is the *DAG* callback after the whole run, with the run summary.
+    """
     recipients = profile.notify.get("email")
     if not recipients:
-        return {}
-    from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+        return {"dag": {}, "task": {}}
+    from rostering.alerts import RunMail
 
-    conn_id = profile.notify.get("smtp_conn_id", "smtp_default")
-    callbacks = {
-        "on_failure_callback": SmtpNotifier(
-            to=recipients, smtp_conn_id=conn_id,
-            subject=f"[rostering] {profile.title}: run {{{{ run_id }}}} FAILED",
-            html_content="Task {{ ti.task_id }} failed. Open the run in Airflow; the task log says why "
-            "(no student data is ever in it). Nothing partial was delivered.",
-        )
-    }
+    options = dict(recipients=list(recipients), title=profile.title,
+                   smtp_conn_id=profile.notify.get("smtp_conn_id", "smtp_default"),
+                   from_email=profile.notify.get("from_email"))
+    dag_callbacks = {}
     if profile.notify.get("on_success"):
-        callbacks["on_success_callback"] = SmtpNotifier(
-            to=recipients, smtp_conn_id=conn_id,
-            subject=f"[rostering] {profile.title}: run {{{{ run_id }}}} succeeded",
-            html_content="{{ ti.xcom_pull(task_ids='summary') }}",
-        )
-    return callbacks
+        dag_callbacks["on_success_callback"] = RunMail(kind="success", **options)
+    return {"dag": dag_callbacks, "task": {"on_failure_callback": RunMail(kind="failure", **options)}}
+
+
+def write_html_report(profile: VendorProfile, paths: Any, run_id: str, summary: dict | None = None) -> str | None:
+    """The run's ``reports/report.html`` (rostering.report_html); its path, or None. Never fails the task."""
+    from rostering.report_html import write_report
+
+    path = write_report(title=profile.title, dag_id=profile.dag_id, run_id=run_id, reports=paths.reports,
+                        build_dir=paths.build, summary=summary)
+    return str(path) if path else None
 
 
 def _context(profile: VendorProfile) -> tuple[Any, Any]:
@@ -105,6 +110,7 @@ def _make_dag(profile: VendorProfile, doc_md: str | None):
     else:
         schedule = None
     delivered_asset = Asset(name=delivered_asset_name(profile.name))
+    callbacks = notifications(profile)
 
     @dag(
         dag_id=profile.dag_id,
@@ -116,9 +122,9 @@ def _make_dag(profile: VendorProfile, doc_md: str | None):
         max_active_runs=1,
         tags=list(profile.tags),
         params=run_params(profile),
-        default_args=DEFAULT_ARGS,
+        default_args={**DEFAULT_ARGS, **callbacks["task"]},
         render_template_as_native_obj=True,
-        **notifications(profile),
+        **callbacks["dag"],
     )
     def vendor_pipeline():
         @task
@@ -153,7 +159,8 @@ def _make_dag(profile: VendorProfile, doc_md: str | None):
             try:
                 return pipeline.validate(profile, paths)
             except ValidationFailed as failure:
-                raise AirflowFailException(str(failure)) from None
+                report = write_html_report(profile, paths, get_current_context()["run_id"])
+                raise AirflowFailException(f"{failure}\nRun report: {report}") from None
 
         @task
         def package(validated: dict) -> dict:
@@ -180,9 +187,11 @@ def _make_dag(profile: VendorProfile, doc_md: str | None):
             try:
                 return pipeline.deliver(profile, packaged, run_id=get_current_context()["run_id"], run=run)
             except DeliveryHeld as held:
+                paths.write_report("held.json", {"held": True, "reason": "; ".join(held.diff.reasons)})
+                report = write_html_report(profile, paths, get_current_context()["run_id"])
                 raise AirflowFailException(
                     f"{held}\nBuilt files kept in {paths.root} for review. Release: trigger this DAG with "
-                    "approve_changes_reason; discard: the rostering_operations DAG."
+                    f"approve_changes_reason; discard: the rostering_operations DAG.\nRun report: {report}"
                 ) from None
             except Exception as error:
                 if pipeline.delivery_module(profile).is_transient(error):
@@ -200,6 +209,11 @@ def _make_dag(profile: VendorProfile, doc_md: str | None):
             reason = json.loads(skipped.read_text())["reason"] if skipped.exists() and not delivered else None
             result = run_summary(profile, run, extracted, built, packaged, delivered, not_delivered_because=reason)
             paths.write_report("summary.json", result)
+            # the page a person looks at (counts per school, changes, validation, checksums); its path is in the
+            # summary shown in the UI and in the XCom "report_html"
+            result["report"] = write_html_report(profile, paths, get_current_context()["run_id"], summary=result)
+            paths.write_report("summary.json", result)
+            get_current_context()["ti"].xcom_push(key="report_html", value=result["report"])
             return result
 
         extracted = extract()

@@ -1,0 +1,1 @@
+"""Benchmark of the rostering pipeline (``make bench``, ``python -m bench``); see bench/README.md."""

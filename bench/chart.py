@@ -1,0 +1,82 @@
+"""The benchmark's PNG: how time and memory grow with district size, and where the time goes at the largest size.
+
+Left: each vendor's build time (the four stages) against students, log-log, with the floor (COPY + CSV write) and
+a dotted slope-1 line through the smallest point -- linear growth runs parallel to it. Middle: the highest peak RSS
+of any one task (stage process), same axes. Right: the largest size's time per vendor and stage, next to its floor.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+STAGE_COLOURS = {"extract": "#4C72B0", "build": "#DD8452", "validate": "#55A868", "package": "#8172B3"}
+
+
+def draw(results: dict[str, Any], target: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = [s for s in results["sizes"] if s["vendors"]]
+    vendors = results["vendors"]
+    fig, axes = plt.subplots(1, 3, figsize=(17, 5.4))
+    time_ax, rss_ax, bar_ax = axes
+    markers = "osD^vP*X"
+    for i, name in enumerate(vendors):
+        points = [(s["students"], s["vendors"][name]) for s in sizes
+                  if name in s["vendors"] and s["vendors"][name].get("complete")]
+        if not points:
+            continue
+        xs = [p[0] for p in points]
+        time_ax.plot(xs, [p[1]["total_seconds"] for p in points], marker=markers[i % len(markers)], label=name)
+        rss_ax.plot(xs, [p[1]["peak_rss_mib"] for p in points], marker=markers[i % len(markers)], label=name)
+        floors = [p[1].get("floor_seconds") for p in points]
+        if all(f for f in floors):
+            time_ax.plot(xs, floors, linestyle="--", linewidth=0.8, color=time_ax.lines[-1].get_color(), alpha=0.6)
+    if sizes:
+        x0, x1 = sizes[0]["students"], sizes[-1]["students"]
+        complete = [v for v in sizes[0]["vendors"].values() if v.get("complete")]
+        if complete and x1 > x0:
+            y0 = min(v["total_seconds"] for v in complete)
+            time_ax.plot([x0, x1], [y0, y0 * x1 / x0], linestyle=":", color="grey", label="linear (slope 1)")
+            r0 = min(v["peak_rss_mib"] for v in complete)
+            rss_ax.plot([x0, x1], [r0, r0 * x1 / x0], linestyle=":", color="grey", label="linear (slope 1)")
+    for ax, title, ylabel in ((time_ax, "Build time per vendor (dashed: floor)", "seconds (4 stages)"),
+                              (rss_ax, "Peak RSS of the largest task", "MiB")):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("students")
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    rss_ax.axhline(4096, color="red", linewidth=0.8, linestyle="--")
+    rss_ax.text(rss_ax.get_xlim()[0], 4096, " 4 GiB target", color="red", fontsize=8, va="bottom")
+
+    if sizes:
+        largest = sizes[-1]
+        names = [n for n in vendors if largest["vendors"].get(n, {}).get("complete")]
+        bottoms = [0.0] * len(names)
+        for stage, colour in STAGE_COLOURS.items():
+            heights = [largest["vendors"][n]["stages"][stage]["seconds"] for n in names]
+            bar_ax.bar(names, heights, bottom=bottoms, color=colour, label=stage)
+            bottoms = [b + h for b, h in zip(bottoms, heights)]
+        for x, name in enumerate(names):
+            vendor = largest["vendors"][name]
+            if vendor.get("floor_seconds"):
+                bar_ax.hlines(vendor["floor_seconds"], x - 0.4, x + 0.4, colors="black", linestyles="--")
+                bar_ax.text(x, bottoms[x], f"{vendor['ratio_to_floor']:.1f}x floor", ha="center", va="bottom",
+                            fontsize=8)
+        bar_ax.set_title(f"{largest['size']} ({largest['students']:,} students): seconds per stage "
+                         f"(dashed: floor)")
+        bar_ax.set_ylabel("seconds")
+        bar_ax.legend(fontsize=8)
+        bar_ax.grid(True, axis="y", alpha=0.3)
+    fig.suptitle(f"rostering benchmark, {results['machine'].get('cores')} cores, "
+                 f"{results['machine'].get('memory_gib')} GiB -- {results['generated_at']}", fontsize=10)
+    fig.tight_layout()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(target, dpi=110)
+    plt.close(fig)
+    return target

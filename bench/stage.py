@@ -1,0 +1,273 @@
+"""One measured step of the benchmark, in a process of its own: ``python -m bench.stage JOB.json RESULT.json``.
+
+A pipeline stage runs as its own Airflow task (its own process), so each is measured in a fresh interpreter: wall
+time of the stage itself, CPU time, the process's peak RSS (``ru_maxrss``: everything the task held at its highest,
+imports included), rows in and out. Imports the stage needs before it starts (pandas, pyarrow, SQLAlchemy through
+``rostering.pipeline``) are timed apart as ``import_seconds``; what the stage imports lazily (a format module, Great
+Expectations) is part of the stage.
+
+Steps: ``load`` (generate + COPY the demo district), ``extract``, ``build``, ``validate``, ``package``,
+``floor_copy`` (PostgreSQL COPY of the snapshot queries into a null sink), ``floor_write`` (pyarrow writes the
+vendor's built rows as CSV), ``dag_parse`` (the DAG processor's parse of one DAG file).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import resource
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable
+
+STARTED = time.perf_counter()
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def _run_options(job: dict[str, Any]):
+    from rostering.run_options import RunOptions
+
+    return RunOptions(dt.date.fromisoformat(job["as_of"]), int(job["school_year"]), True, False, ())
+
+
+def _snapshot_rows(root: Path) -> int:
+    meta = json.loads((root / "snapshot" / "snapshot.json").read_text())
+    return int(sum(meta["row_counts"].values()))
+
+
+def _built_rows(root: Path) -> int:
+    return int(sum(json.loads((root / "reports" / "build.json").read_text())["files"].values()))
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# the steps: each returns (prepare, run); prepare's imports are timed apart, run is the measured stage
+
+
+def step_load(job):
+    import sqlalchemy as sa
+
+    from rostering.sis.demo import generate_district, load_district
+
+    def run():
+        started = time.perf_counter()
+        tables = generate_district(int(job["students"]), seed=int(job.get("seed", 20261123)),
+                                   school_year=int(job["school_year"]))
+        generated = time.perf_counter()
+        load_district(tables, job["url"])
+        loaded = time.perf_counter()
+        engine = sa.create_engine(job["url"])
+        with engine.connect() as conn:
+            version = conn.execute(sa.text("SHOW server_version")).scalar()
+        engine.dispose()
+        rows = {name: len(frame) for name, frame in tables.items()}
+        return {"rows_in": 0, "rows_out": sum(rows.values()), "tables": rows, "postgres": version,
+                "generate_seconds": generated - started, "load_seconds": loaded - generated}
+
+    return run
+
+
+def step_extract(job):
+    import sqlalchemy as sa
+
+    from rostering import pipeline
+
+    paths, run_options = pipeline.RunPaths(Path(job["root"])), _run_options(job)
+
+    def run():
+        engine = sa.create_engine(job["url"])
+        try:
+            result = pipeline.extract(engine, paths, run_options)
+        finally:
+            engine.dispose()
+        rows = int(sum(result["rows"].values()))
+        return {"rows_in": rows, "rows_out": rows, "tables": result["rows"], "rejected": result.get("rejected", {})}
+
+    return run
+
+
+def step_build(job):
+    from rostering import pipeline
+    from rostering.vendors.profile import load_profile
+
+    paths, run_options, profile = pipeline.RunPaths(Path(job["root"])), _run_options(job), load_profile(job["vendor"])
+
+    def run():
+        result = pipeline.build(profile, paths, run_options)
+        return {"rows_in": _snapshot_rows(paths.root), "rows_out": int(sum(result["files"].values())),
+                "files": result["files"]}
+
+    return run
+
+
+def step_validate(job):
+    from rostering import pipeline
+    from rostering.validation.report import ValidationFailed
+    from rostering.vendors.profile import load_profile
+
+    paths, profile = pipeline.RunPaths(Path(job["root"])), load_profile(job["vendor"])
+
+    def run():
+        try:
+            pipeline.validate(profile, paths)
+            ok, failure = True, None
+        except ValidationFailed as error:
+            ok, failure = False, str(error)[:2000]
+        report = json.loads((paths.reports / "validation.json").read_text())
+        gx_suites = sys.modules.get("rostering.validation.gx_suites")
+        engine = dict(gx_suites.ENGINE_STATS) if gx_suites is not None and hasattr(gx_suites, "ENGINE_STATS") else {}
+        rows = int(sum(report.get("files", {}).values()))
+        return {"rows_in": rows, "rows_out": rows, "valid": ok, "failure": failure,
+                "timings": report.get("timings", {}), "suite_engine": engine,
+                "great_expectations_imported": "great_expectations" in sys.modules}
+
+    return run
+
+
+def step_package(job):
+    from rostering import pipeline
+    from rostering.vendors.profile import load_profile
+
+    paths, profile = pipeline.RunPaths(Path(job["root"])), load_profile(job["vendor"])
+
+    def run():
+        result = pipeline.package(profile, paths)
+        rows = _built_rows(paths.root)
+        return {"rows_in": rows, "rows_out": rows, "payload": result["files"],
+                "payload_bytes": int(sum(f["size"] for f in result["files"]))}
+
+    return run
+
+
+def step_floor_copy(job):
+    import threading
+
+    import sqlalchemy as sa
+
+    from rostering.sis.extract import _NAMED_PARAM, snapshot_queries
+
+    class NullSink:
+        def __init__(self) -> None:
+            self.bytes = 0
+
+        def write(self, block) -> int:
+            self.bytes += len(block)
+            return len(block)
+
+    engine = sa.create_engine(job["url"], pool_size=4)
+    params = {"as_of_date": job["as_of"], "school_year": int(job["school_year"])}
+    queries = list(snapshot_queries().items())
+    connections = int(job.get("connections", 1))
+
+    def worker(pending: list, sink: NullSink, lock: threading.Lock) -> None:
+        raw = engine.raw_connection()
+        try:
+            with raw.cursor() as cursor:
+                while True:
+                    with lock:
+                        if not pending:
+                            return
+                        _, sql = pending.pop(0)
+                    bound = cursor.mogrify(_NAMED_PARAM.sub(r"%(\1)s", sql.replace("%", "%%")), params).decode()
+                    cursor.copy_expert(f"COPY ({bound}) TO STDOUT WITH (FORMAT csv, HEADER true)", sink)
+        finally:
+            raw.close()
+
+    def run():
+        sinks = [NullSink() for _ in range(connections)]
+        pending, lock = list(queries), threading.Lock()
+        threads = [threading.Thread(target=worker, args=(pending, sink, lock)) for sink in sinks]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        engine.dispose()
+        rows = int(job.get("rows", 0))
+        return {"rows_in": rows, "rows_out": rows, "bytes": sum(s.bytes for s in sinks), "connections": connections}
+
+    return run
+
+
+def step_floor_write(job):
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    build = Path(job["root"]) / "build"
+    tables = []
+    for path in sorted(build.glob("*.csv")):  # read untimed: the floor is the writing
+        header = path.open(encoding="utf-8").readline().rstrip("\r\n").split(",")
+        tables.append(pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
+            column_types={c: pa.string() for c in header}, strings_can_be_null=True),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True)))
+    target = Path(job["root"]) / "floor_write.tmp"
+
+    def run():
+        written = 0
+        for table in tables:
+            pacsv.write_csv(table, target, pacsv.WriteOptions(quoting_style="needed"))
+            written += target.stat().st_size
+        target.unlink(missing_ok=True)
+        rows = int(sum(t.num_rows for t in tables))
+        return {"rows_in": rows, "rows_out": rows, "bytes": written}
+
+    return run
+
+
+def step_dag_parse(job):
+    import airflow  # noqa: F401 - the DAG processor has Airflow loaded before it parses a file
+    import airflow.sdk  # noqa: F401
+
+    try:
+        from airflow.dag_processing.dagbag import DagBag
+    except ImportError:  # older layout
+        from airflow.models.dagbag import DagBag
+
+    def run():
+        bag = DagBag(dag_folder=job["dag_file"])
+        stats = bag.dagbag_stats
+        duration = stats[0].duration if stats else None
+        seconds = duration.total_seconds() if hasattr(duration, "total_seconds") else float(duration or 0)
+        return {"rows_in": 0, "rows_out": 0, "parse_seconds": seconds, "dags": sorted(bag.dag_ids),
+                "import_errors": len(bag.import_errors)}
+
+    return run
+
+
+STEPS: dict[str, Callable] = {
+    "load": step_load, "extract": step_extract, "build": step_build, "validate": step_validate,
+    "package": step_package, "floor_copy": step_floor_copy, "floor_write": step_floor_write,
+    "dag_parse": step_dag_parse,
+}
+
+
+def main(argv: list[str]) -> int:
+    job_path, result_path = Path(argv[0]), Path(argv[1])
+    job = json.loads(job_path.read_text())
+    result: dict[str, Any] = {"step": job["step"], "ok": False}
+    try:
+        run = STEPS[job["step"]](job)
+        ready, cpu = time.perf_counter(), _cpu()
+        details = run()
+        finished = time.perf_counter()
+        result.update(details)
+        result.update(ok=True, seconds=finished - ready, cpu_seconds=_cpu() - cpu, import_seconds=ready - STARTED)
+    except BaseException as error:  # noqa: BLE001 - reported in the results, the harness goes on
+        result["error"] = f"{type(error).__name__}: {error}"[:2000]
+        result["traceback"] = traceback.format_exc()[-4000:]
+    result["peak_rss_mib"] = _peak_rss_mib()
+    result_path.write_text(json.dumps(result, indent=2, default=str))
+    return 0 if result["ok"] else 1
+
+
+if __name__ == "__main__":
+    os.umask(0o077)  # the bench writes children's (synthetic) records: owner-only, like the pipeline
+    sys.exit(main(sys.argv[1:]))

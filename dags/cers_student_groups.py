@@ -1,0 +1,27 @@
+"""
+### CERS student groups — group files uploaded to the state's import API (Airflow DAG from `rostering.orchestration.dag_factory`)
+
+On the schedule in `config/vendors/cers.yaml` (Aeries' "scheduled process"; default Fridays 22:30 district time) and on
+demand: reads the SIS (connection `sis_db`) as of today, builds CERS student groups for the selected profiles of
+`config/cers_profiles.yaml` (PowerSchool's selection criteria for every roster type: state-reporting exclusions, SSID,
+enrollment status 10, a CAASPP ELA/Math/ALL section active today), validates every file against the receiver's rules
+(header and order, contiguous rows, ≤ 200 students per group, 14-digit CDS codes, 10-digit SSIDs, e-mail logins,
+unique names of ≤ 20 characters without commas), then uploads each file over the CERS API (connection `cers_api`:
+OAuth2 password grant) and polls every import until PROCESSED. A record of every extracted file with its row count is
+in the run summary and `var/work/cers_student_groups/<run>/reports/`.
+
+**Params**: `profiles` (profile names; empty = those with `include_in_scheduled_run: true`), `consolidate` (one file
+for all profiles instead of one file per school), `schools` (a subset is delivered: CERS only replaces the groups a
+file names), `as_of_date` (YYYY-MM-DD, empty = today), `dry_run` (build + validate, keep the files to view and
+download under `var/work/cers_student_groups/<run>/payload/`, upload nothing), `force`.
+
+**When it fails**: the failed task's log says why, with no student data. `validate`: file, line, column and rule — fix
+the SIS record or the profile, then clear the run. `deliver`: `invalid_client` / `invalid_grant` or a second 401 =
+the TOMS credentials in connection `cers_api` (renewed yearly, docs/cers.md); 403 = the system user lacks
+group-write permission for a school; `BAD_DATA` etc. = the receiver's `Row: N Failure: …` lines are in the log and
+in `reports/cers_imports.json`. 5xx, 429 and time-outs are retried with backoff; a retried task skips files the
+receiver already PROCESSED in this run. Results are e-mailed to `notify.email`. Runbook: `docs/cers.md`.
+"""
+from rostering.orchestration.dag_factory import build_vendor_dag
+
+dag = build_vendor_dag("cers", doc_md=__doc__)

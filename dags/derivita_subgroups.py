@@ -1,0 +1,29 @@
+"""
+### Derivita — student subgroups over SFTP (Airflow DAG from `rostering.orchestration.dag_factory`)
+
+Runs after each ST Math delivery (Airflow Asset `rostering_stmath_delivered`; `after: stmath` in the profile) and on
+demand. Reads the SIS (connection `sis_db`) as of the run's date and writes `student_subgroups.csv`: `student_id` —
+the same id and the same students as the ST Math roster (`subgroups.student_ids_from`) — then one column per
+configured subgroup (ELL status, SPED, Title I, 504, GATE, foster, homeless, SED) from programs active on that date.
+Validates it (Great Expectations suite `include/expectations/subgroups.json` + allowed values from the
+configuration; every `student_id` must be a student in the last ST Math delivery), compares it with the previous
+Derivita delivery, and uploads it to the account's folder over SFTP (connection `derivita_sftp`, host key pinned)
+under a temporary name, renamed into place. Then the changes (students added/removed, values that flipped) are kept
+beside the delivery record and appended to the audit trail (`python -m rostering.subgroups.audit --student ID`).
+
+**Params**: `as_of_date` (YYYY-MM-DD, empty = today), `schools` (subset: build only, never delivered),
+`dry_run` (build + validate, no upload), `force`, `accept_column_change` (deliver although the columns differ from
+the previous delivery — only after Derivita has agreed to the new layout).
+
+**When it fails**: the failed task's log says why, without student data. `validate` lists file, line, column and
+rule: a value outside a column's configured values, a blank, a duplicate id, or a `student_id` that is not in the
+last ST Math delivery (run ST Math first, or fix the id settings — one setting, `student_ids_from`). `deliver`
+fails with "delivery held" when the columns differ from the previous delivery (it names the added and removed
+columns): agree the layout with Derivita, then trigger again with `accept_column_change=true`; the previous file
+stays in place and nothing is recorded in the audit. Host key or password errors are permanent — check
+`derivita_sftp`; network errors are retried with backoff. Configuration: `config/vendors/derivita.yaml`.
+Docs: `docs/derivita.md`.
+"""
+from rostering.orchestration.dag_factory import build_vendor_dag
+
+dag = build_vendor_dag("derivita", doc_md=__doc__)

@@ -1,0 +1,211 @@
+"""E-mail alerts: a failed task, a HELD delivery, and (optionally) the summary of every successful run.
+
+Wired by ``rostering.orchestration.dag_factory.notifications`` from a profile's ``notify:``::
+
+    notify:
+      email: [rostering-alerts@district.example.org]
+      on_success: true          # also mail the run summary after each successful run (default: failures only)
+      smtp_conn_id: smtp_default
+
+Sent with the SMTP provider's ``SmtpNotifier`` over the Airflow connection (host, port, login/password,
+``extra.from_email``). The content is composed here from the run's own value-free reports (``summary.json``,
+``guard.json``, ``validation.json``, ``held.json`` in ``RunPaths.reports``) and from the failed task's exception
+message only when it is one of ours (``AirflowFailException``: validation summaries, held summaries, permanent
+delivery errors -- all written without data values). Anything else is named by its exception class only. A mail
+never carries a name, SSID, e-mail address, password or any other value from a student or staff record.
+
+- failure: a task-level ``on_failure_callback`` (runs where the task ran, after its last retry), so the mail can
+  say exactly what went wrong; a held delivery's subject says **HELD** and the body says how to release or
+  discard it;
+- success: a DAG-level ``on_success_callback`` (run by the dag-processor, which reads the same shared work folder).
+"""
+from __future__ import annotations
+
+import html
+import json
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+HELD_PATTERN = re.compile(r"delivery\s+held", re.IGNORECASE)
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _read(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text()) if path.exists() else None
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _paths(dag_id: str, run_id: str):
+    from rostering.pipeline import RunPaths
+
+    return RunPaths.for_run(dag_id, run_id)
+
+
+def safe_error_text(error: BaseException | None) -> str:
+    """The exception's text if it is one of ours (crafted without data values), else only its class name."""
+    if error is None:
+        return ""
+    try:
+        from airflow.sdk.exceptions import AirflowFailException
+    except ImportError:  # pragma: no cover - outside Airflow
+        AirflowFailException = ()  # type: ignore[assignment]  # noqa: N806
+    if isinstance(error, AirflowFailException):
+        return str(error)
+    return f"{type(error).__name__} (details in the task log)"
+
+
+def _counts_html(reports: Path) -> str:
+    """Files and rows, changes against the last delivery, validation: counts only."""
+    summary = _read(reports / "summary.json")
+    built = _read(reports / "build.json") or {}
+    guard = _read(reports / "guard.json")
+    validation = _read(reports / "validation.json")
+    parts = []
+    files = (summary or {}).get("files") or built.get("files") or {}
+    if files:
+        parts.append("<h3>Files</h3><table border='1' cellpadding='4' cellspacing='0'><tr><th>file</th>"
+                     "<th>rows</th></tr>" + "".join(f"<tr><td>{_e(n)}</td><td align='right'>{r:,}</td></tr>"
+                                                    for n, r in files.items()) + "</table>")
+    if summary and summary.get("payload"):
+        parts.append("<p>Payload: " + "; ".join(
+            f"{_e(p['name'])} ({p['bytes']:,} bytes, sha256 {_e(p['sha256'][:16])}…)" for p in summary["payload"])
+            + "</p>")
+    if guard and guard.get("entities"):
+        parts.append(f"<h3>Changes against the last delivery</h3><p>Compared with the {_e(guard.get('baseline'))}."
+                     "</p><table border='1' cellpadding='4' cellspacing='0'><tr><th>entity</th><th>before</th>"
+                     "<th>after</th><th>added</th><th>deleted</th><th>updated</th></tr>" + "".join(
+                         f"<tr><td>{_e(x['entity'])}</td><td align='right'>{x['before']:,}</td>"
+                         f"<td align='right'>{x['after']:,}</td><td align='right'>{x['added']:,}</td>"
+                         f"<td align='right'>{x['deleted']:,} ({x['deleted_pct']:.1f} %)</td>"
+                         f"<td align='right'>{x['updated']:,} ({x['updated_pct']:.1f} %)</td></tr>"
+                         for x in guard["entities"]) + "</table>")
+        emptied = [s for s, c in (guard.get("schools") or {}).items() if c["before"] and not c["after"]]
+        if emptied:
+            parts.append(f"<p><b>Schools that lost all their students:</b> {_e(', '.join(emptied))}</p>")
+    elif guard and guard.get("note"):
+        parts.append(f"<p>{_e(guard['note'])}</p>")
+    changes = ((summary or {}).get("details") or {}).get("changes")
+    if changes:
+        parts.append(f"<p>Changes: {changes.get('students_added', 0):,} students added, "
+                     f"{changes.get('students_removed', 0):,} removed, {changes.get('values_changed', 0):,} values "
+                     "changed.</p>")
+    if validation is not None:
+        state = "passed" if validation.get("ok") else "FAILED"
+        parts.append(f"<p>Validation {state}: {len(validation.get('files', {}))} file(s) checked, "
+                     f"{validation.get('finding_count', 0)} finding(s).</p>")
+    return "\n".join(parts)
+
+
+def _report_line(reports: Path) -> str:
+    report = reports / "report.html"
+    if report.exists():
+        return f"<p>The run's report (open it in a browser): <code>{_e(report)}</code></p>"
+    return f"<p>The run's reports: <code>{_e(reports)}</code></p>"
+
+
+def failure_mail(*, title: str, dag_id: str, run_id: str, task_id: str, error: BaseException | None,
+                 try_number: int | None = None) -> tuple[str, str]:
+    """(subject, html body) for a task that failed for good. A held delivery says HELD in both."""
+    paths = _paths(dag_id, run_id)
+    reports = paths.reports
+    text = safe_error_text(error)
+    held_record = _read(reports / "held.json")
+    guard = _read(reports / "guard.json")
+    held = bool(held_record) or bool(HELD_PATTERN.search(text)) or (
+        task_id == "deliver" and bool(guard and guard.get("held")) and not guard.get("approved_by_reason"))
+    if held:
+        subject = f"[rostering] {title}: delivery HELD, nothing sent (run {run_id})"
+        head = (f"<p><b>The {_e(title)} delivery was HELD.</b> Nothing was sent: {_e(title)} keeps the previous "
+                "delivery. The change against the last good delivery is larger than the safety limits (or a "
+                "change the vendor must agree to first).</p>"
+                "<p><b>What to do:</b> look at the run's report (below) and its <code>reports/guard.json</code>. "
+                f"If the change is expected, trigger <code>{_e(dag_id)}</code> again with "
+                "<code>approve_changes_reason</code> (the reason is recorded with the delivery). If it is not, "
+                "fix the SIS and discard this run: DAG <code>rostering_operations</code>, action "
+                f"<code>discard_held</code>, vendor, run_id <code>{_e(run_id)}</code>, reason. Runbook: "
+                "docs/operations.md.</p>")
+    elif task_id == "validate":
+        subject = f"[rostering] {title}: validation FAILED, nothing sent (run {run_id})"
+        head = (f"<p><b>Validation of the {_e(title)} files FAILED</b>; nothing was sent. The findings below name "
+                "file, line, column and rule (never a value): fix the SIS record or the mapping, then clear the "
+                "run.</p>")
+    else:
+        subject = f"[rostering] {title}: run FAILED at {task_id} (run {run_id})"
+        head = (f"<p><b>Task <code>{_e(task_id)}</code> of <code>{_e(dag_id)}</code> failed</b>"
+                + (f" (attempt {try_number})" if try_number else "")
+                + ". Nothing partial was delivered. Open the run in Airflow; the task log says why (it never "
+                "contains student data).</p>")
+    body = [head]
+    if text:
+        body.append(f"<pre>{_e(text)}</pre>")
+    body.append(_counts_html(reports))
+    body.append(_report_line(reports))
+    body.append(f"<p style='color:#666'>DAG {_e(dag_id)}, run {_e(run_id)}, task {_e(task_id)}.</p>")
+    return subject, "\n".join(body)
+
+
+def success_mail(*, title: str, dag_id: str, run_id: str) -> tuple[str, str]:
+    """(subject, html body): the run summary of a successful run -- files, counts, changes, where it went."""
+    reports = _paths(dag_id, run_id).reports
+    summary = _read(reports / "summary.json") or {}
+    if summary.get("delivered"):
+        subject = f"[rostering] {title}: delivered (run {run_id})"
+        head = f"<p><b>{_e(title)}: delivered</b> to {_e(summary.get('destination'))}.</p>"
+    else:
+        subject = f"[rostering] {title}: succeeded, not delivered (run {run_id})"
+        head = (f"<p><b>{_e(title)}: the run succeeded but delivered nothing</b>: "
+                f"{_e(summary.get('not_delivered_because') or 'see the run summary')}.</p>")
+    imports = summary.get("imports") or []
+    lines = [head, _counts_html(reports)]
+    if imports:
+        lines.append("<h3>Imports</h3><ul>" + "".join(
+            f"<li>{_e(i.get('file'))}: {_e(i.get('status'))} {_e(i.get('message') or '')}</li>" for i in imports)
+            + "</ul>")
+    lines.append(_report_line(reports))
+    return subject, "\n".join(lines)
+
+
+class RunMail:
+    """A callback that composes the mail at run time and sends it with the SMTP provider's SmtpNotifier."""
+
+    def __init__(self, *, kind: str, title: str, recipients: list[str], smtp_conn_id: str,
+                 from_email: str | None = None) -> None:
+        if kind not in {"failure", "success"}:
+            raise ValueError(kind)
+        self.kind = kind
+        self.title = title
+        self.recipients = list(recipients)
+        self.smtp_conn_id = smtp_conn_id
+        self.from_email = from_email
+        self.__name__ = f"rostering_{kind}_mail"
+
+    def compose(self, context: dict[str, Any]) -> tuple[str, str]:
+        dag_run = context.get("dag_run")
+        dag = context.get("dag")
+        dag_id = getattr(dag_run, "dag_id", None) or getattr(dag, "dag_id", "")
+        run_id = context.get("run_id") or getattr(dag_run, "run_id", "")
+        if self.kind == "success":
+            return success_mail(title=self.title, dag_id=dag_id, run_id=run_id)
+        ti = context.get("ti") or context.get("task_instance")
+        return failure_mail(title=self.title, dag_id=dag_id, run_id=run_id,
+                            task_id=getattr(ti, "task_id", "?"), error=context.get("exception"),
+                            try_number=getattr(ti, "try_number", None))
+
+    def __call__(self, context: dict[str, Any]) -> None:
+        from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+
+        subject, body = self.compose(context)
+        notifier = SmtpNotifier(to=self.recipients, from_email=self.from_email, subject=subject,
+                                html_content=body, smtp_conn_id=self.smtp_conn_id)
+        notifier.notify(context)  # not __call__: our text is final, it is not a Jinja template
+        log.info("sent the %s mail for %s to %d recipient(s)", self.kind, context.get("run_id"),
+                 len(self.recipients))

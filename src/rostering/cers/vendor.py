@@ -1,0 +1,124 @@
+"""The ``cers`` format: build, validate and package CERS student-group files for a run.
+
+The pipeline calls these three functions (rostering.pipeline.FORMATS["cers"]). The vendor YAML
+(config/vendors/cers.yaml) has a ``cers:`` section:
+
+    cers:
+      profiles_file: cers_profiles.yaml   # relative to config/ (or absolute)
+      group_name_max_length: 20           # PowerSchool's limit, the strictest documented receiver
+      max_students_per_group: 200         # the receiver's limit (lower only for tests)
+      consolidate: false                  # default of the run param: one file per school, or one file
+
+The run's own params (``RunOptions.extra``): ``profiles`` (names; empty = the profiles included in the scheduled
+run) and ``consolidate``. Files: ``student_groups_<CDS code>.csv`` per school, or ``student_groups.csv``.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+from rostering.cers.build import build_groups
+from rostering.cers.profiles import load_profiles, select_profiles
+from rostering.cers.spec import DEFAULT_GROUP_NAME_MAX_LENGTH, HEADER, MAX_STUDENTS_PER_GROUP
+from rostering.csvio import EOL, PRIVATE_FILE, WrittenFile, sha256_of
+from rostering.paths import config_dir
+from rostering.vendors.profile import VendorProfile
+
+if TYPE_CHECKING:
+    from rostering.sis.extract import SnapshotInfo
+    from rostering.validation.report import ValidationReport
+
+log = logging.getLogger(__name__)
+CONSOLIDATED = "student_groups.csv"
+
+
+def profiles_path(profile: VendorProfile) -> Path:
+    path = Path(profile.options.get("profiles_file", "cers_profiles.yaml"))
+    return path if path.is_absolute() else config_dir() / path
+
+
+def max_length(profile: VendorProfile) -> int:
+    return int(profile.options.get("group_name_max_length", DEFAULT_GROUP_NAME_MAX_LENGTH))
+
+
+def school_file(cds_code: str) -> str:
+    return f"student_groups_{cds_code}.csv"
+
+
+def write_group_file(rows, path: Path) -> WrittenFile:
+    """RFC 4180, UTF-8 without BOM, CRLF, owner-only -- and unquoted, exactly like the receiver's own example.
+
+    No CERS value may contain a comma, a quote or a line break (names are letters and digits, the rest digits,
+    subject codes and e-mail addresses), so nothing needs quoting; pyarrow's ``quoting_style="none"`` refuses to
+    write a value that would, so a rule broken upstream fails here instead of producing a file the receiver misreads.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    table = pa.Table.from_pandas(rows[list(HEADER)].astype("string"), preserve_index=False)
+    table = table.cast(pa.schema([(name, pa.string()) for name in HEADER]))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write((",".join(HEADER) + EOL).encode("utf-8"))
+        pacsv.write_csv(table, handle, pacsv.WriteOptions(include_header=False, eol=EOL, quoting_style="none"))
+    os.chmod(path, PRIVATE_FILE)
+    return WrittenFile(str(path), table.num_rows, path.stat().st_size, sha256_of(path))
+
+
+def build(snapshot: "SnapshotInfo", profile: VendorProfile, out_dir: Path, *, schools: Sequence[str] = (),
+          extra: Mapping[str, Any] | None = None, **_: Any) -> dict[str, Any]:
+    """Write the run's group file(s) into ``out_dir``; return what was written and what was left out, by reason."""
+    extra = dict(extra or {})
+    selected = select_profiles(load_profiles(profiles_path(profile)), extra.get("profiles"))
+    consolidate = bool(extra.get("consolidate", profile.options.get("consolidate", False)))
+    result = build_groups(
+        snapshot.read, selected, school_year=int(snapshot.school_year), schools=schools,
+        max_length=max_length(profile),
+        max_students=int(profile.options.get("max_students_per_group", MAX_STUDENTS_PER_GROUP)),
+    )
+    rows = result.rows
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: list[WrittenFile] = []
+    if len(rows):
+        if consolidate:
+            written.append(write_group_file(rows, out_dir / CONSOLIDATED))
+        else:
+            for cds_code, school_rows in rows.groupby("school_natural_id", sort=True):
+                written.append(write_group_file(school_rows, out_dir / school_file(str(cds_code))))
+    files = {Path(f.path).name: f.rows for f in written}
+    log.info("CERS: %d group(s) for %d student(s) in %d file(s) from profile(s) %s",
+             result.groups, result.students, len(files), ", ".join(p.name for p in selected))
+    return {
+        "files": files,
+        "dropped": dict(sorted(result.dropped.items())),
+        "normalised": {},
+        "details": {  # shown in the run summary
+            "profiles": [p.name for p in selected],
+            "consolidated": consolidate,
+            "groups": {"total": result.groups, "split_into_parts": result.split_groups,
+                       "by_profile": result.groups_by_profile},
+            "students_in_groups": result.students,
+        },
+    }
+
+
+def validate(profile: VendorProfile, build_dir: Path) -> "ValidationReport":
+    from rostering.cers.checks import validate_files
+
+    return validate_files(sorted(Path(build_dir).glob("*.csv")), max_length=max_length(profile))
+
+
+def payload(profile: VendorProfile, build_dir: Path, out_dir: Path) -> list[WrittenFile]:
+    """The validated files themselves, copied into the payload folder (each one is one upload)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path in sorted(Path(build_dir).glob("*.csv")):
+        target = out_dir / path.name
+        data = path.read_bytes()
+        target.write_bytes(data)
+        target.chmod(0o600)
+        written.append(WrittenFile(str(target), max(data.count(b"\r\n") - 1, 0), len(data), sha256_of(target)))
+    return written

@@ -1,0 +1,273 @@
+"""The CERS upload against the local CERS endpoint, a real HTTP server on 127.0.0.1 (devservers.cers_server)."""
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import pytest
+
+from cers_helpers import EXPECTED, rows
+from rostering.delivery import cers_api
+from rostering.delivery.cers_api import (
+    CersAuthError, CersClient, CersForbiddenError, CersImportFailed, CersTransientError, deliver_payload,
+    is_transient, sanitise_message,
+)
+from rostering.devservers.cers_server import LocalCersServer, validate_group_file
+from rostering.vendors.profile import Delivery
+
+CLIENT_ID, CLIENT_SECRET, USER, PASSWORD = "district-sis", "client-secret-value", "sysuser", "system-password"
+FAST = {"backoff_s": 0.01, "max_backoff_s": 5, "first_poll_s": 0.01, "poll_interval_s": 0.02, "request_timeout_s": 5}
+GOOD = EXPECTED / "ps_sections.csv"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def airflow_configured():
+    """Airflow (re)configures logging the first time a connection is read; do it before caplog attaches."""
+    from airflow.sdk import BaseHook
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AIRFLOW_CONN_CERS_WARMUP", json.dumps({"conn_type": "http", "host": "http://127.0.0.1"}))
+        BaseHook.get_connection("cers_warmup")
+
+
+@pytest.fixture()
+def server(monkeypatch):
+    with LocalCersServer(client_id=CLIENT_ID, client_secret=CLIENT_SECRET, users={USER: PASSWORD},
+                         process_after_polls=2) as srv:
+        connect(monkeypatch, srv)
+        yield srv
+
+
+def connect(monkeypatch, srv, **changes):
+    conn = {"conn_type": "http", "host": srv.url, "login": USER, "password": PASSWORD,
+            "extra": {"token_url": "/auth/token", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}}
+    conn["extra"].update(changes.pop("extra", {}))
+    conn.update(changes)
+    monkeypatch.setenv("AIRFLOW_CONN_CERS_API", json.dumps(conn))
+
+
+def payload(tmp_path: Path, *sources: Path, names: tuple[str, ...] = ()) -> list[Path]:
+    folder = tmp_path / "manual__run1" / "payload"
+    folder.mkdir(parents=True, exist_ok=True)
+    files = []
+    for i, source in enumerate(sources):
+        target = folder / (names[i] if names else source.name)
+        shutil.copyfile(source, target)
+        files.append(target)
+    return files
+
+
+def delivery(**options) -> Delivery:
+    return Delivery(kind="cers_api", conn_id="cers_api", options={**FAST, **options})
+
+
+def calls(server, method, path):
+    return [r for r in server.requests if r["method"] == method and r["path"] == path]
+
+
+def file_values(path: Path) -> set[str]:
+    return {v for r in rows(path) for k, v in r.items() if k in ("student_ssid", "group_user_login") and v}
+
+
+def test_upload_is_processed_and_cers_holds_the_groups(server, tmp_path, caplog):
+    caplog.set_level(logging.DEBUG)
+    files = payload(tmp_path, GOOD)
+    result = deliver_payload(delivery(), files)
+
+    assert result["destination"] == "cers_api://cers_api/groups/imports"
+    assert result["imports"] == [{"file": "ps_sections.csv", "import_id": 34001, "status": "PROCESSED",
+                                  "message": "2 group(s) accepted for 19647330000001.\n"
+                                             "4 group(s) accepted for 19647330000002."}]
+    group = server.groups[("19647330000002", "2027lib2am6001", "2027")]
+    assert group["students"] == {"1000000003", "1000000004", "1000000006", "1000000007"}
+    assert group["users"] == {"bo.li@cers.example.org", "carl.smith@cers.example.org", "jo.share@cers.example.org"}
+    assert group["subject"] == "Math" and len(server.groups) == 6
+
+    api = [r for r in server.requests if r["path"] != "/auth/token"]
+    assert {r["auth"] for r in api} == {"Bearer"}  # never Basic auth with the system user's password
+    assert [r["auth"] for r in calls(server, "POST", "/auth/token")] == [None]
+    assert not {"client_secret", "client_id", "token_url"} & {h for r in server.requests for h in r["headers"]}
+    assert len(calls(server, "GET", "/imports/34001")) == 2  # ACCEPTED, then PROCESSED
+
+    ledger = json.loads((tmp_path / "manual__run1" / "reports" / "cers_imports.json").read_text())
+    assert [(i["file"], i["import_id"], i["status"]) for i in ledger["imports"]] == [
+        ("ps_sections.csv", 34001, "PROCESSED")]
+    logged = caplog.text
+    assert "PROCESSED" in logged
+    for secret in (CLIENT_SECRET, PASSWORD, *file_values(GOOD)):
+        assert secret not in logged
+
+
+def test_each_named_group_is_replaced_and_other_groups_are_untouched(server, tmp_path):
+    deliver_payload(delivery(), payload(tmp_path, GOOD))
+    untouched = dict(server.groups[("19647330000001", "2027oneilahrae3001", "2027")])
+    changed = tmp_path / "changed.csv"  # only group 2027LiB2AM6001, now with one student and one user
+    changed.write_bytes(b"group_name,school_natural_id,school_year,subject_code,student_ssid,group_user_login\r\n"
+                        b"2027LiB2AM6001,19647330000002,2027,Math,,\r\n"
+                        b"2027LiB2AM6001,19647330000002,2027,,,bo.li@cers.example.org\r\n"
+                        b"2027LiB2AM6001,19647330000002,2027,,1000000003,\r\n")
+    deliver_payload(delivery(), payload(tmp_path / "second", changed))
+    group = server.groups[("19647330000002", "2027lib2am6001", "2027")]
+    assert group["students"] == {"1000000003"} and group["users"] == {"bo.li@cers.example.org"}
+    assert server.groups[("19647330000001", "2027oneilahrae3001", "2027")] == untouched
+    assert len(server.groups) == 6
+
+
+def test_bad_data_fails_permanently_with_the_receivers_row_messages(server, tmp_path, caplog):
+    bad = tmp_path / "bad.csv"
+    lines = GOOD.read_bytes().split(b"\r\n")
+    bad.write_bytes(b"\r\n".join([lines[0], lines[5], *lines[1:5], *lines[6:]]))  # a group's rows split apart
+    with pytest.raises(CersImportFailed) as failure:
+        deliver_payload(delivery(), payload(tmp_path, bad))
+    assert not is_transient(failure.value)
+    text = str(failure.value)
+    assert "bad.csv: import 34001 BAD_DATA" in text
+    assert "Row: 7 Failure: rows must be sorted by school, group and year" in text
+    assert server.groups == {}  # the whole file was rejected
+    ledger = json.loads((tmp_path / "manual__run1" / "reports" / "cers_imports.json").read_text())
+    assert ledger["imports"][0]["status"] == "BAD_DATA" and "Row: 7 Failure" in ledger["imports"][0]["message"]
+    assert "Row: 7 Failure" in caplog.text
+    assert not file_values(bad) & set(text.split())
+
+
+def test_503_twice_then_success_uploads_once(server, tmp_path):
+    server.fail_next(2, status=503, path="/groups/imports", method="POST")
+    result = deliver_payload(delivery(), payload(tmp_path, GOOD))
+    assert result["imports"][0]["status"] == "PROCESSED"
+    posts = calls(server, "POST", "/groups/imports")
+    assert [r["status"] for r in posts] == [503, 503, 202]
+    assert len(calls(server, "GET", "/groups/imports")) == 2  # before each re-send: did the receiver get it?
+    assert len(server.imports) == 1
+
+
+def test_429_honours_retry_after(server, tmp_path):
+    server.fail_next(1, status=429, retry_after="3", path="/imports/")
+    slept: list[float] = []
+    client = CersClient("cers_api", cers_api.CersApiOptions(**FAST), sleep=slept.append)
+    deliver_payload(delivery(), payload(tmp_path, GOOD), client=client)
+    assert 3.0 in slept  # Retry-After (3 s) wins over the 0.01 s backoff
+    assert [r["status"] for r in calls(server, "GET", "/imports/34001")] == [429, 200, 200]
+
+
+def test_receiver_down_is_transient_after_the_retries(server, tmp_path):
+    server.fail_next(3, status=502, path="/auth/token")
+    with pytest.raises(CersTransientError, match="token request: HTTP 502 after 3 attempts") as failure:
+        deliver_payload(delivery(max_attempts=3), payload(tmp_path, GOOD))
+    assert is_transient(failure.value)
+    assert server.imports == {}
+
+
+def test_expired_token_is_renewed_once_per_request(server, tmp_path):
+    server.token_max_uses = 1  # every token dies after one API request, as if it expired in between
+    result = deliver_payload(delivery(), payload(tmp_path, GOOD))
+    assert result["imports"][0]["status"] == "PROCESSED"
+    api = [r["status"] for r in server.requests if r["path"] != "/auth/token"]
+    assert api == [202, 401, 200, 401, 200]  # upload; each status read: 401 (expired), new token, 200
+    assert len(calls(server, "POST", "/auth/token")) == 3
+
+
+def test_a_second_401_with_a_fresh_token_fails_without_retrying(server, tmp_path):
+    server.token_max_uses = 0  # the receiver refuses every token
+    with pytest.raises(CersAuthError, match="401 Unauthorized again with a fresh token") as failure:
+        deliver_payload(delivery(), payload(tmp_path, GOOD))
+    assert not is_transient(failure.value)
+    assert [r["status"] for r in calls(server, "POST", "/groups/imports")] == [401, 401]
+    assert len(calls(server, "POST", "/auth/token")) == 2
+
+
+@pytest.mark.parametrize("change, error", [
+    ({"extra": {"client_secret": "wrong"}}, "invalid_client"),
+    ({"password": "wrong"}, "invalid_grant"),
+])
+def test_refused_credentials_fail_at_once(server, monkeypatch, tmp_path, change, error):
+    connect(monkeypatch, server, **change)
+    with pytest.raises(CersAuthError, match=f"token request refused \\({error}\\)") as failure:
+        deliver_payload(delivery(), payload(tmp_path, GOOD))
+    assert not is_transient(failure.value)
+    assert "wrong" not in str(failure.value) and PASSWORD not in str(failure.value)
+    assert len(calls(server, "POST", "/auth/token")) == 1 and server.imports == {}
+
+
+def test_403_for_a_school_the_user_may_not_write(server, tmp_path):
+    server.user_schools = {USER: {"19647330000001"}}
+    with pytest.raises(CersForbiddenError, match="403") as failure:
+        deliver_payload(delivery(), payload(tmp_path, GOOD))
+    assert not is_transient(failure.value)
+    assert len(calls(server, "POST", "/groups/imports")) == 1
+
+
+def test_an_upload_whose_answer_was_lost_is_found_by_its_batch_not_sent_again(server, tmp_path):
+    server.slow_next(1, seconds=2.0, after_handling=True, path="/groups/imports", method="POST")  # answer lost
+    result = deliver_payload(delivery(request_timeout_s=0.5), payload(tmp_path, GOOD))
+    assert result["imports"][0]["status"] == "PROCESSED"
+    assert len(server.imports) == 1
+    assert len(calls(server, "POST", "/groups/imports")) == 1
+    assert len(calls(server, "GET", "/groups/imports")) == 1  # the batch lookup
+
+
+def test_a_retried_task_skips_files_already_processed_in_the_run(server, tmp_path):
+    files = payload(tmp_path, GOOD, EXPECTED / "counselors.csv", names=("a.csv", "b.csv"))
+    server.fail_next(10, status=503, path="/imports/34002")  # a.csv goes through; b.csv's status never comes
+    with pytest.raises(CersTransientError) as failure:
+        deliver_payload(delivery(max_attempts=2), files)
+    assert is_transient(failure.value)
+    ledger = {i["file"]: i["status"] for i in json.loads(
+        (tmp_path / "manual__run1" / "reports" / "cers_imports.json").read_text())["imports"]}
+    assert ledger == {"a.csv": "PROCESSED", "b.csv": "ACCEPTED"}
+
+    server.clear_faults()
+    result = deliver_payload(delivery(), files)  # the task retry
+    assert [(i["file"], i["import_id"], i["status"]) for i in result["imports"]] == [
+        ("a.csv", 34001, "PROCESSED"), ("b.csv", 34002, "PROCESSED")]
+    assert len(calls(server, "POST", "/groups/imports")) == 2  # one upload per file, none repeated
+    assert len(server.imports) == 2
+
+
+def test_identical_file_already_processed_is_not_processed_again(server, tmp_path):
+    first = deliver_payload(delivery(), payload(tmp_path, GOOD))
+    second = deliver_payload(delivery(), payload(tmp_path / "other-run", GOOD))
+    assert second["imports"][0]["import_id"] == first["imports"][0]["import_id"] == 34001
+    assert len(server.imports) == 1
+
+
+def test_connection_without_oauth_settings_is_a_clear_error(server, monkeypatch):
+    connect(monkeypatch, server, extra={"client_secret": "", "token_url": ""})
+    with pytest.raises(ValueError, match="lacks extra.client_secret, extra.token_url") as failure:
+        CersClient("cers_api")
+    assert not is_transient(failure.value)
+
+
+def test_receiver_messages_are_sanitised():
+    message = ("Row: 3 Failure: student_ssid 1234567890 unknown\n"
+               "Row: 4 Failure: user 'Jane Doe' (jane.doe@x.org) not found\n"
+               "3 group(s) accepted for 19647331932367.")
+    assert sanitise_message(message) == ("Row: 3 Failure: student_ssid <ssid> unknown\n"
+                                         "Row: 4 Failure: user <value> (<email>) not found\n"
+                                         "3 group(s) accepted for 19647331932367.")
+    assert sanitise_message("\n".join(f"Row: {i} Failure: x" for i in range(60))).endswith("(+10 more lines)")
+
+
+def test_the_local_receiver_applies_the_receivers_rules():
+    header = b"group_name,school_natural_id,school_year,subject_code,student_ssid,group_user_login\r\n"
+    big = header + b"G,19647330000001,2027,Math,,\r\n" + b"".join(
+        b"G,19647330000001,2027,,%010d,\r\n" % i for i in range(201))
+    assert validate_group_file(big)[0] == ["Row: 203 Failure: group has more than 200 students"]
+    assert validate_group_file(header + b"G,19647330000001,2027,Math,,\r\nG,19647330000001,2027,ELA,,\r\n")[0] == [
+        "Row: 3 Failure: subject_code differs from an earlier row of the group"]
+    assert validate_group_file(header + b",19647330000001,year,Science,,nobody\r\n")[0] == [
+        "Row: 2 Failure: group_name is required"]
+    assert validate_group_file(b"name,school\r\n")[0][0].startswith("Row: 1 Failure: header must be")
+
+
+def test_one_failed_import_does_not_stop_the_other_files(server, tmp_path):
+    server.known_schools = {"19647330000001"}  # school 2 unknown to the receiver
+    files = payload(tmp_path, EXPECTED / "counselors.csv", EXPECTED / "primary_only.csv")
+    with pytest.raises(CersImportFailed) as failure:
+        deliver_payload(delivery(), files)
+    assert not is_transient(failure.value) and failure.value.statuses == ("UNKNOWN_SCHOOL",)
+    assert "counselors.csv: import 34001 UNKNOWN_SCHOOL" in str(failure.value)
+    assert [i.status for i in server.imports.values()] == ["UNKNOWN_SCHOOL", "PROCESSED"]
+    assert sorted(name for _, name, _ in server.groups) == ["101oneilana11", "101tt921"]
+    assert is_transient(CersImportFailed("x", ("PIPELINE_FAILURE",)))

@@ -1,0 +1,75 @@
+"""The CERS DAG end to end through Airflow (one dag.test() run) against the local CERS endpoint on 127.0.0.1."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from cers_helpers import make_district
+
+REPO = Path(__file__).resolve().parents[1]
+DAG_FILE = REPO / "dags" / "cers_student_groups.py"
+
+
+@pytest.fixture(scope="module")
+def cers_dag():
+    try:
+        from airflow.dag_processing.dagbag import DagBag
+    except ImportError:  # older layout
+        from airflow.models.dagbag import DagBag
+    bag = DagBag(dag_folder=str(DAG_FILE))
+    assert bag.import_errors == {}
+    return bag.get_dag("cers_student_groups")
+
+
+def test_the_dag_is_documented_parametrised_and_scheduled(cers_dag):
+    assert "Airflow" in cers_dag.doc_md and "When it fails" in cers_dag.doc_md
+    assert {"profiles", "consolidate", "as_of_date", "schools", "dry_run", "force"} <= set(cers_dag.params.keys())
+    assert cers_dag.params["profiles"] == [] and cers_dag.params["consolidate"] is False
+    assert type(cers_dag.timetable).__name__ == "CronTriggerTimetable"
+    assert [t.task_id for t in cers_dag.topological_sort()][:2] == ["extract", "build"]
+
+
+@pytest.mark.airflow
+def test_a_run_uploads_the_scheduled_profiles_and_cers_holds_the_groups(cers_dag, tmp_path, monkeypatch):
+    from rostering.delivery.records import last_good
+    from rostering.devservers.cers_server import LocalCersServer
+
+    sis = make_district(tmp_path / "sis.sqlite")
+    with LocalCersServer(client_id="cid", client_secret="csecret-value", users={"sysuser": "pw-value"}) as server:
+        monkeypatch.setenv("ROSTERING_WORK_DIR", str(tmp_path / "work"))
+        monkeypatch.setenv("ROSTERING_STATE_DIR", str(tmp_path / "state"))
+        monkeypatch.setenv("AIRFLOW_CONN_SIS_DB", json.dumps({"conn_type": "sqlite", "host": str(sis)}))
+        monkeypatch.setenv("AIRFLOW_CONN_CERS_API", json.dumps(
+            {"conn_type": "http", "host": server.url, "login": "sysuser", "password": "pw-value",
+             "extra": {"token_url": "/auth/token", "client_id": "cid", "client_secret": "csecret-value"}}))
+        dag_run = cers_dag.test(run_conf={"as_of_date": "2026-11-23"})
+    assert dag_run.state == "success"
+
+    # CERS holds the scheduled profiles' groups (caaspp_sections + counselor_caseloads) of both schools
+    assert sorted(name for _, name, _ in server.groups) == sorted([
+        "2027kowalczym3ae6002", "2027kowalczym5ae6007", "2027lib2am6001", "2027lib2am7008", "2027oneilahrae3001",
+        "2027tt9hrbe3002", "201counselorgus1"])
+    assert [(i.filename, i.status) for i in server.imports.values()] == [
+        ("student_groups_19647330000001.csv", "PROCESSED"), ("student_groups_19647330000002.csv", "PROCESSED")]
+
+    summaries = list(Path(os.environ["ROSTERING_WORK_DIR"]).glob("cers_student_groups/*/reports/summary.json"))
+    summary = json.loads(summaries[0].read_text())
+    assert summary["delivered"] is True and summary["files"] == {
+        "student_groups_19647330000001.csv": 8, "student_groups_19647330000002.csv": 26}
+    assert [(i["file"], i["status"], i["message"]) for i in summary["imports"]] == [
+        ("student_groups_19647330000001.csv", "PROCESSED", "2 group(s) accepted for 19647330000001."),
+        ("student_groups_19647330000002.csv", "PROCESSED", "5 group(s) accepted for 19647330000002.")]
+    assert summary["dropped_by_reason"]["student.no_qualifying_section"] == 6
+    assert summary["details"]["profiles"] == ["caaspp_sections", "counselor_caseloads"]
+
+    record = last_good("cers")  # the kept copies are what the receiver got
+    assert record.destination == "cers_api://cers_api/groups/imports"
+    assert summary["files_kept_in"] == record.directory
+    assert [f["name"] for f in record.files] == ["student_groups_19647330000001.csv",
+                                                 "student_groups_19647330000002.csv"]
+    text = json.dumps(summary)
+    for value in ("1000000003", "bo.li@cers.example.org", "csecret-value", "pw-value"):
+        assert value not in text
