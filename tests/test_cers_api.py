@@ -271,3 +271,32 @@ def test_one_failed_import_does_not_stop_the_other_files(server, tmp_path):
     assert [i.status for i in server.imports.values()] == ["UNKNOWN_SCHOOL", "PROCESSED"]
     assert sorted(name for _, name, _ in server.groups) == ["101oneilana11", "101tt921"]
     assert is_transient(CersImportFailed("x", ("PIPELINE_FAILURE",)))
+
+    server.known_schools = None  # the state fixed its school list; the run is cleared and retried
+    result = deliver_payload(delivery(), files)
+    assert [(i["file"], i["import_id"], i["status"]) for i in result["imports"]] == [
+        ("counselors.csv", 34003, "PROCESSED"), ("primary_only.csv", 34002, "PROCESSED")]
+    batches = [i.batch for i in sorted(server.imports.values(), key=lambda i: i.id)]
+    assert batches[0] != batches[2]  # sent again under a new batch: the failed import is never taken for it
+
+
+def test_the_local_receiver_takes_a_raw_csv_body_too(server):
+    import requests
+
+    token = requests.post(server.token_url, data={"grant_type": "password", "username": USER, "password": PASSWORD,
+                                                  "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET},
+                          timeout=5).json()["access_token"]
+    auth = {"Authorization": f"Bearer {token}"}
+    answer = requests.post(f"{server.url}/groups/imports", params={"filename": "raw.csv", "batch": "b1"},
+                           data=(EXPECTED / "counselors.csv").read_bytes(),
+                           headers={**auth, "Content-Type": "application/csv"}, timeout=5)
+    assert answer.status_code == 202 and answer.json()["status"] == "ACCEPTED"
+    import_id = answer.json()["id"]
+    statuses = [requests.get(f"{server.url}/imports/{import_id}", headers=auth, timeout=5).json()["status"]
+                for _ in range(2)]
+    assert statuses == ["ACCEPTED", "PROCESSED"]  # process_after_polls=2
+    listed = requests.get(f"{server.url}/groups/imports", params={"batch": "b1"}, headers=auth, timeout=5).json()
+    assert [i["id"] for i in listed] == [import_id]
+    assert requests.get(f"{server.url}/groups/imports", headers=auth, timeout=5).status_code == 400  # no filter
+    assert requests.get(f"{server.url}/imports/{import_id}", timeout=5).status_code == 401  # no token
+    assert server.groups[("19647330000002", "201counselorgus1", "2027")]["users"] == {"gus.c@cers.example.org"}

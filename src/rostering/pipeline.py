@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
-import shutil
 import json
 import logging
 import re
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -28,12 +28,17 @@ log = logging.getLogger(__name__)
 # Optional: guard_entities(read, profile) -> entities for the change guard (rostering.delivery.guard);
 # before_delivery(profile, paths, run) raises to hold a delivery; after_delivery(profile, paths, run,
 # record) -> dict runs once the delivery is recorded (e.g. the subgroup audit trail).
-FORMATS = {"oneroster": "rostering.oneroster.vendor", "subgroups": "rostering.subgroups.vendor"}
-FORMATS["cers"] = "rostering.cers.vendor"  # CERS student groups (docs/cers.md)
+FORMATS = {
+    "oneroster": "rostering.oneroster.vendor",  # ST Math, Literably (docs/oneroster.md)
+    "cers": "rostering.cers.vendor",  # CERS student groups (docs/cers.md)
+    "subgroups": "rostering.subgroups.vendor",  # Derivita (docs/derivita.md)
+}
 
 # A delivery module implements: deliver_payload(delivery, files) -> dict, is_transient(exc) -> bool.
-DELIVERIES = {"sftp": "rostering.delivery.sftp"}
-DELIVERIES["cers_api"] = "rostering.delivery.cers_api"  # CERS import API, polled until PROCESSED
+DELIVERIES = {
+    "sftp": "rostering.delivery.sftp",  # temporary name, verify, posix-rename; files as one set
+    "cers_api": "rostering.delivery.cers_api",  # CERS import API, polled until PROCESSED
+}
 
 
 def format_module(profile: VendorProfile):
@@ -170,7 +175,8 @@ def change_guard(profile: VendorProfile, paths: RunPaths, run: RunOptions) -> di
         return report
     old = fmt.guard_entities(payload_reader([last.path(f["name"]) for f in last.files]), profile)
     new = fmt.guard_entities(payload_reader(sorted(paths.build.glob("*.csv"))), profile)
-    diff = compare(old, new, profile.delivery.options.get("guard"))
+    diff = compare(old, new, profile.delivery.options.get("guard"),
+                   same_schools_only=getattr(fmt, "GUARD_SAME_SCHOOLS_ONLY", False))
     diff.baseline = f"delivery of {last.delivered_at} (run {last.run_id})"
     report = {**diff.to_dict(), "approved_by_reason": run.approval_reason or None}
     paths.write_report("guard.json", report)

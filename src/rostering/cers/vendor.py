@@ -17,6 +17,8 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+
+import pandas as pd
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from rostering.cers.build import build_groups
@@ -122,3 +124,38 @@ def payload(profile: VendorProfile, build_dir: Path, out_dir: Path) -> list[Writ
         target.chmod(0o600)
         written.append(WrittenFile(str(target), max(data.count(b"\r\n") - 1, 0), len(data), sha256_of(target)))
     return written
+
+
+# The change guard compares only the schools this file names: a CERS file replaces the groups it names and leaves
+# every other group untouched, so a run for fewer schools or profiles is not a deletion of the others.
+GUARD_SAME_SCHOOLS_ONLY = True
+
+
+def guard_entities(read, profile: VendorProfile | None = None) -> dict[str, pd.DataFrame]:
+    """For the change guard: groups (fingerprinted by their members), students, and group memberships.
+
+    ``read`` returns a file of the payload; CERS payloads are one or more ``*.csv`` group files, all read here.
+    """
+    from rostering.delivery.guard import fingerprint
+
+    rows = read("*")
+    if rows.empty:
+        return {}
+    school, group = rows["school_natural_id"], rows["group_name"]
+    members = rows[rows["student_ssid"].notna()]
+    group_key = school + "/" + group
+    membership = members["school_natural_id"] + "/" + members["group_name"] + "/" + members["student_ssid"]
+    by_group = (members.assign(key=membership.str.rsplit("/", n=1).str[0])
+                .sort_values(["key", "student_ssid"], kind="stable")
+                .groupby("key", sort=True)["student_ssid"].agg(",".join))
+    groups = pd.DataFrame({"key": group_key, "school": school}).drop_duplicates("key")
+    groups["fingerprint"] = fingerprint(groups["key"].map(by_group).fillna("").to_frame())
+    students = members.drop_duplicates(["school_natural_id", "student_ssid"])
+    return {
+        "groups": groups.reset_index(drop=True),
+        "students": pd.DataFrame({"key": students["school_natural_id"] + "/" + students["student_ssid"],
+                                  "school": students["school_natural_id"],
+                                  "fingerprint": pd.Series(0, index=students.index, dtype="uint64")}),
+        "memberships": pd.DataFrame({"key": membership, "school": members["school_natural_id"],
+                                     "fingerprint": pd.Series(0, index=members.index, dtype="uint64")}),
+    }

@@ -442,6 +442,7 @@ class ImportRecord:
     status: str = "NOT_SENT"  # NOT_SENT | UPLOADING | ACCEPTED | PROCESSED | a failure status
     message: str = ""  # sanitised
     updated: str = ""
+    attempt: int = 1  # a file sent again after a failed import gets a new batch
 
 
 class Ledger:
@@ -479,9 +480,10 @@ def ledger_path(files: list[Path]) -> Path:
     return Path(files[0]).resolve().parent.parent / "reports" / LEDGER
 
 
-def batch_id(run_folder: str, name: str, sha256: str) -> str:
-    """Stable per (run, file, content): how a retried task finds an upload whose answer it never saw."""
-    return "rostering-" + hashlib.sha256(f"{run_folder}\n{name}\n{sha256}".encode()).hexdigest()[:24]
+def batch_id(run_folder: str, name: str, sha256: str, attempt: int = 1) -> str:
+    """Stable per (run, file, content, attempt): how a retried task finds an upload whose answer it never saw."""
+    key = f"{run_folder}\n{name}\n{sha256}" + (f"\n{attempt}" if attempt > 1 else "")
+    return "rostering-" + hashlib.sha256(key.encode()).hexdigest()[:24]
 
 
 def _outcome(record: ImportRecord) -> dict[str, Any]:
@@ -524,6 +526,9 @@ def deliver_payload(delivery, files: list[Path], *, client: CersClient | None = 
                      record.import_id)
             outcomes.append(_outcome(record))
             continue
+        if record.status in FAILED:  # sent before and refused: a new upload, under a new batch
+            record = ImportRecord(path.name, sha, batch_id(run_folder, path.name, sha, record.attempt + 1),
+                                  attempt=record.attempt + 1)
         resource = None
         if record.status in PENDING and record.import_id is not None:
             resource = client.status(record.import_id)  # accepted by an earlier attempt: follow it

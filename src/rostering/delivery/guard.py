@@ -90,10 +90,18 @@ class GuardDiff:
 
 
 def compare(
-    old: dict[str, pd.DataFrame], new: dict[str, pd.DataFrame], limits: dict[str, float] | None = None
+    old: dict[str, pd.DataFrame], new: dict[str, pd.DataFrame], limits: dict[str, float] | None = None,
+    *, same_schools_only: bool = False,
 ) -> GuardDiff:
-    """Diff two entity sets and decide whether to hold. Vectorised: merges on keys, row fingerprints for updates."""
+    """Diff two entity sets and decide whether to hold. Vectorised: merges on keys, row fingerprints for updates.
+
+    ``same_schools_only``: compare only the schools the new payload names (receivers that replace only what a file
+    names, like CERS: a file for fewer schools deletes nothing elsewhere).
+    """
     limits = {**DEFAULTS, **(limits or {})}
+    if same_schools_only:
+        named = set().union(*(set(frame["school"].dropna()) for frame in new.values())) if new else set()
+        old = {entity: frame[frame["school"].isin(named)] for entity, frame in old.items()}
     diff = GuardDiff()
     for entity in sorted(set(old) | set(new)):
         before = old.get(entity, _empty())
@@ -167,10 +175,13 @@ def payload_reader(files: list[Path]) -> Reader:
             add(path.name, path.read_bytes())
 
     def read(name: str) -> pd.DataFrame:
-        if name not in members:
+        """One file (its split parts rejoined), or ``"*"``: every CSV of the payload concatenated."""
+        chosen = [d for n in sorted(members) if n.endswith(".csv") for d in members[n]] if name == "*" else \
+            members.get(name, [])
+        if not chosen:
             return pd.DataFrame()
         parts = [pd.read_csv(io.BytesIO(data), dtype="string", keep_default_na=False, na_values=[""])
-                 for data in members[name]]
+                 for data in chosen]
         return pd.concat(parts, ignore_index=True)
 
     return read

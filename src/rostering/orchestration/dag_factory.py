@@ -33,8 +33,9 @@ def run_params(profile: VendorProfile) -> dict[str, Param]:
         ),
         "schools": Param(
             [], type="array", items={"type": "string"}, title="Schools",
-            description="SIS school_id values to build. Empty = all licensed schools. A subset is never delivered "
-            "(receivers replace what they hold: it would deprovision the other schools).",
+            description="SIS school_id values to build. Empty = all licensed schools. For OneRoster vendors a subset "
+            "is built but never delivered (they replace everything they hold: it would deprovision the other "
+            "schools); CERS replaces only the groups a file names, so a subset is delivered.",
         ),
         "dry_run": Param(False, type="boolean", title="Dry run",
                          description="Build and validate, keep the files for download, deliver nothing."),
@@ -147,7 +148,10 @@ def _make_dag(profile: VendorProfile, doc_md: str | None):
             from rostering import pipeline
 
             run, paths = _context(profile)
-            return pipeline.build(profile, paths, run)
+            try:
+                return pipeline.build(profile, paths, run)
+            except ValueError as error:  # configuration or params (an unknown profile, school, id source): final
+                raise AirflowFailException(f"build refused: {error}") from None
 
         @task(retries=0)
         def validate(built: dict) -> dict:
