@@ -29,6 +29,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.stage import measure
+
 REPO = Path(__file__).resolve().parents[1]
 SIZES = {"S": 5_000, "M": 50_000, "XL": 500_000}
 STAGES = ("extract", "build", "validate", "package")
@@ -132,37 +134,64 @@ def child_environment(work: Path, profiles: list[dict[str, Any]]) -> dict[str, s
 
 
 class Runner:
-    def __init__(self, work: Path, env: dict[str, str], verbose: bool = True) -> None:
-        self.work, self.env, self.verbose, self.count = work, env, verbose, 0
+    """Runs each step in a process of its own: forked from a server with the libraries loaded (``fork``, what an
+    executor does with task processes), or a fresh interpreter (``process``: every stage also pays its imports)."""
+
+    PRELOAD = ["bench.stage", "rostering.pipeline", "rostering.sis.demo", "pyarrow.compute", "pyarrow.csv",
+               "pyarrow.parquet", "yaml"]
+
+    def __init__(self, work: Path, env: dict[str, str], *, isolation: str = "fork", preload_airflow: bool = True,
+                 verbose: bool = True) -> None:
+        self.work, self.env, self.isolation, self.verbose, self.count = work, env, isolation, verbose, 0
+        self.preload_airflow = preload_airflow
+        self._context = None
+        if isolation == "fork":
+            import multiprocessing
+
+            os.environ.update(env)  # the fork server, and so every stage process, starts with this environment
+            self._context = multiprocessing.get_context("forkserver")
+            self._context.set_forkserver_preload(self.PRELOAD + (["airflow.sdk"] if preload_airflow else []))
 
     def __call__(self, step: str, **job: Any) -> dict[str, Any]:
         self.count += 1
         job_path = self.work / "jobs" / f"{self.count:03d}_{step}.json"
         result_path = job_path.with_suffix(".result.json")
         job_path.parent.mkdir(parents=True, exist_ok=True)
-        job_path.write_text(json.dumps({"step": step, **job}, default=str))
+        job_path.write_text(json.dumps({"step": step, "preload_airflow": self.preload_airflow, **job}, default=str))
         started = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "bench.stage", str(job_path), str(result_path)],
-                              cwd=REPO, env=self.env, capture_output=True, text=True)
+        error = ""
+        if self._context is not None:
+            from bench.stage import run_job
+
+            process = self._context.Process(target=run_job, args=(str(job_path), str(result_path)))
+            process.start()
+            process.join()
+            error = f"exit {process.exitcode}"
+        else:
+            proc = subprocess.run([sys.executable, "-m", "bench.stage", str(job_path), str(result_path)],
+                                  cwd=REPO, env=self.env, capture_output=True, text=True)
+            error = f"exit {proc.returncode}: {proc.stderr[-2000:]}"
         process_seconds = time.perf_counter() - started
         if result_path.exists():
             result = json.loads(result_path.read_text())
-        else:
-            result = {"step": step, "ok": False, "error": f"exit {proc.returncode}: {proc.stderr[-2000:]}"}
+        else:  # the process died before writing its result (killed, out of memory): the end of its log says why
+            log = job_path.with_suffix(".log")
+            tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+            result = {"step": step, "ok": False, "error": f"{error} {tail}".strip()}
         result["process_seconds"] = process_seconds
         if self.verbose:
-            label = " ".join(str(v) for k, v in job.items() if k in ("vendor", "students", "connections", "dag_file"))
+            label = " ".join(str(v) for k, v in job.items() if k in ("vendor", "students", "dag_file"))
             if result.get("ok"):
-                print(f"  {step:<12} {label:<28} {result['seconds']:8.2f} s  (process {process_seconds:6.2f} s)  "
+                print(f"  {step:<10} {label:<40} {result['seconds']:8.2f} s  (process {process_seconds:6.2f} s)  "
                       f"peak {result['peak_rss_mib']:7.0f} MiB", flush=True)
             else:
-                print(f"  {step:<12} {label:<28} FAILED: {result.get('error')}", flush=True)
+                print(f"  {step:<10} {label:<40} FAILED: {result.get('error')}", flush=True)
         return result
 
 
 def _stage_summary(result: dict[str, Any]) -> dict[str, Any]:
     keep = ("ok", "seconds", "cpu_seconds", "import_seconds", "process_seconds", "peak_rss_mib", "rows_in",
-            "rows_out", "error")
+            "rows_out", "load_average", "error")
     out = {k: result[k] for k in keep if k in result}
     if result.get("ok") and result.get("seconds"):
         out["rows_per_second"] = round(max(result.get("rows_in", 0), result.get("rows_out", 0)) / result["seconds"])
@@ -199,20 +228,26 @@ def run_size(size: str, args: argparse.Namespace, runner: Runner, profiles: list
         }
         vendors = result["vendors"]
         snapshot_rows = None
+        copy1 = measure("floor_copy", {"connections": 1, **common})
+        print(f"  floor COPY 1 connection {copy1['seconds']:8.2f} s", flush=True)
         for profile in profiles:
             name = profile["name"]
             root = Path(args.work) / "runs" / result["size"] / name
             shutil.rmtree(root, ignore_errors=True)
+            # the floor right before the vendor's own run: both see the same load on the machine
+            copy2 = measure("floor_copy", {"connections": 2, **common})
+            print(f"  floor COPY 2 connections {copy2['seconds']:7.2f} s", flush=True)
             stages: dict[str, Any] = {}
             for stage in STAGES:
                 stages[stage] = _stage_summary(runner(stage, vendor=name, root=str(root), **common))
                 if not stages[stage].get("ok"):
                     break
-            vendor: dict[str, Any] = {"format": profile.get("format"), "stages": stages, "notes": []}
+            vendor: dict[str, Any] = {"format": profile.get("format"), "stages": stages, "notes": [],
+                                      "floor_copy_seconds": copy2["seconds"]}
             if stages["extract"].get("ok"):
                 snapshot_rows = stages["extract"]["rows_out"]
             if all(stages.get(s, {}).get("ok") for s in STAGES):
-                write = runner("floor_write", vendor=name, root=str(root))
+                write = measure("floor_write", {"root": str(root)})
                 vendor["floor_write_seconds"] = write.get("seconds")
                 vendor["floor_write_rows"] = write.get("rows_out")
                 _record_delivery(name, root, args)
@@ -223,16 +258,13 @@ def run_size(size: str, args: argparse.Namespace, runner: Runner, profiles: list
             vendors[name] = vendor
             if not args.keep:
                 shutil.rmtree(root, ignore_errors=True)
-        copy1 = runner("floor_copy", connections=1, rows=snapshot_rows or 0, **common)
-        copy2 = runner("floor_copy", connections=2, rows=snapshot_rows or 0, **common)
+        copies = [v["floor_copy_seconds"] for v in vendors.values()]
         result["floor"] = {
-            "copy_seconds_1_connection": copy1.get("seconds"), "copy_seconds_2_connections": copy2.get("seconds"),
+            "copy_seconds_1_connection": copy1["seconds"], "copy_seconds_2_connections": min(copies),
+            "copy_seconds_2_connections_per_vendor": {n: v["floor_copy_seconds"] for n, v in vendors.items()},
             "copy_rows": snapshot_rows, "copy_bytes": copy1.get("bytes"),
         }
-        copy_floor = min(s for s in (copy1.get("seconds"), copy2.get("seconds")) if s) if (
-            copy1.get("ok") or copy2.get("ok")) else None
-        result["floor"]["copy_seconds"] = copy_floor
-        _summarise(result, copy_floor)
+        _summarise(result)
         return result
     finally:
         if not args.keep:
@@ -259,7 +291,7 @@ def _record_delivery(vendor: str, root: Path, args: argparse.Namespace) -> None:
                     as_of_date=args.as_of, files=files, checksums=checksums, base=Path(args.work) / "state")
 
 
-def _summarise(result: dict[str, Any], copy_floor: float | None) -> None:
+def _summarise(result: dict[str, Any]) -> None:
     total = 0.0
     peak = 0.0
     for vendor in result["vendors"].values():
@@ -280,22 +312,36 @@ def _summarise(result: dict[str, Any], copy_floor: float | None) -> None:
         vendor["suite_check_seconds"] = gx + columnar
         vendor["gx_share"] = gx / seconds if seconds else None
         vendor["suite_check_share"] = (gx + columnar) / seconds if seconds else None
-        if copy_floor and vendor.get("floor_write_seconds") is not None:
-            floor = copy_floor + vendor["floor_write_seconds"]
+        if vendor.get("floor_write_seconds") is not None:
+            # the lower of the two COPY floors (two connections, measured right before this vendor, or one)
+            floor = min(vendor["floor_copy_seconds"], result["floor"]["copy_seconds_1_connection"]) + \
+                vendor["floor_write_seconds"]
             vendor["floor_seconds"] = floor
             vendor["ratio_to_floor"] = seconds / floor
         total += seconds
         peak = max(peak, vendor["peak_rss_mib"])
     result["total_build_seconds"] = total
     result["max_task_peak_rss_mib"] = peak
+    # Today each vendor DAG extracts its own snapshot; with one shared snapshot per night only one extract would run.
+    extracts = sorted(v["stages"]["extract"]["seconds"] for v in result["vendors"].values() if v.get("complete"))
+    if extracts:
+        result["total_build_seconds_one_shared_snapshot"] = total - sum(extracts) + extracts[len(extracts) // 2]
 
 
 # --------------------------------------------------------------------------------------------------------------------
 # DAG parse
 
 
-def dag_parse(runner: Runner) -> dict[str, Any]:
+def task_imports(work: Path, env: dict[str, str]) -> dict[str, float]:
+    """Import cost of a fresh task process, measured once (each Airflow task pays it; stage times do not include
+    it when stages are forked from a loaded server)."""
+    result = Runner(work, env, isolation="process", preload_airflow=False, verbose=False)("imports")
+    return result.get("import_seconds_by_module", {})
+
+
+def dag_parse(work: Path, env: dict[str, str]) -> dict[str, Any]:
     print("\n== DAG files (the DAG processor's parse, one fresh process per file, Airflow preloaded)", flush=True)
+    runner = Runner(work, env, isolation="process", preload_airflow=True, verbose=False)
     out = {}
     for path in sorted((REPO / "dags").glob("*.py")):
         result = runner("dag_parse", dag_file=str(path))
@@ -366,6 +412,9 @@ def table(results: dict[str, Any]) -> str:
                          f"| {size['size']} | {name} | {v['total_seconds']:.1f} | n/a | n/a | {v['gx_seconds']:.1f} | "
                          f"{v['suite_check_seconds']:.1f} | {v['peak_rss_mib']:.0f} |")
         floor = size.get("floor", {})
+        if "total_build_seconds_one_shared_snapshot" in size:
+            lines.append(f"| {size['size']} | all, one shared snapshot | "
+                         f"{size['total_build_seconds_one_shared_snapshot']:.1f} | | | | | |")
         lines.append(f"| {size['size']} | **all** | **{size['total_build_seconds']:.1f}** | COPY "
                      f"{floor.get('copy_seconds_1_connection') or 0:.1f} (1 conn) / "
                      f"{floor.get('copy_seconds_2_connections') or 0:.1f} (2 conns) | | | | "
@@ -396,6 +445,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--work", default=None, help="scratch folder (default: a temporary folder, removed)")
     parser.add_argument("--keep", action="store_true", help="keep the database and the scratch folder")
     parser.add_argument("--no-dag-parse", action="store_true", help="skip the DAG parse measurement")
+    parser.add_argument("--no-import-cost", action="store_true",
+                        help="skip measuring a fresh task process's imports")
+    parser.add_argument("--isolation", choices=("fork", "process"), default="fork",
+                        help="fork: each stage in a process forked from a server with the libraries loaded, as an "
+                        "executor runs tasks (default); process: a fresh interpreter per stage (imports included)")
+    parser.add_argument("--no-airflow-preload", dest="airflow_preload", action="store_false",
+                        help="stage processes without the Airflow task SDK loaded first (a connection lookup then "
+                        "pays the Airflow import inside the stage)")
     parser.add_argument("--no-chart", action="store_true", help="JSON only")
     args = parser.parse_args(argv)
     if args.db in ("postgres", "test", "template0", "template1"):
@@ -416,7 +473,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     scratch.mkdir(parents=True, exist_ok=True)
     scratch.chmod(0o700)
     args.work = str(scratch)
-    runner = Runner(scratch, child_environment(scratch, profiles))
+    runner = Runner(scratch, child_environment(scratch, profiles), isolation=args.isolation,
+                    preload_airflow=args.airflow_preload)
     results: dict[str, Any] = {
         "generated_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": machine(), "as_of_date": args.as_of, "school_year": args.school_year, "seed": args.seed,
@@ -425,7 +483,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     try:
         for size in args.sizes:
             results["sizes"].append(run_size(size, args, runner, profiles))
-        results["dag_parse"] = {} if args.no_dag_parse else dag_parse(runner)
+        results["task_imports_seconds"] = {} if args.no_import_cost else task_imports(scratch, runner.env)
+        results["dag_parse"] = {} if args.no_dag_parse else dag_parse(scratch, runner.env)
     finally:
         if not args.keep:
             shutil.rmtree(scratch, ignore_errors=True)

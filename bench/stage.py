@@ -1,14 +1,20 @@
 """One measured step of the benchmark, in a process of its own: ``python -m bench.stage JOB.json RESULT.json``.
 
-A pipeline stage runs as its own Airflow task (its own process), so each is measured in a fresh interpreter: wall
-time of the stage itself, CPU time, the process's peak RSS (``ru_maxrss``: everything the task held at its highest,
-imports included), rows in and out. Imports the stage needs before it starts (pandas, pyarrow, SQLAlchemy through
-``rostering.pipeline``) are timed apart as ``import_seconds``; what the stage imports lazily (a format module, Great
+A pipeline stage runs as its own Airflow task (its own process), so each is measured in a process of its own:
+forked from a server that has the libraries loaded (the default, as an executor forks task processes), or a fresh
+interpreter (``--isolation process``). Measured: wall time of the stage itself, CPU time, the process's peak RSS
+(``ru_maxrss``: everything the task held at its highest, libraries included), rows in and out. What the stage
+process had to import before the stage could start (pandas, pyarrow, SQLAlchemy through ``rostering.pipeline``) is
+timed apart as ``import_seconds`` (about 0 when forked); what the stage imports lazily (a format module, Great
 Expectations) is part of the stage.
 
+With ``preload_airflow`` the Airflow task SDK is imported before the clock starts, as in a real task process (the
+peak RSS then includes it); without it a stage that needs Airflow (a connection lookup) imports it in its own time.
+
 Steps: ``load`` (generate + COPY the demo district), ``extract``, ``build``, ``validate``, ``package``,
-``floor_copy`` (PostgreSQL COPY of the snapshot queries into a null sink), ``floor_write`` (pyarrow writes the
-vendor's built rows as CSV), ``dag_parse`` (the DAG processor's parse of one DAG file).
+``dag_parse`` (the DAG processor's parse of one DAG file). The floors (``floor_copy``: PostgreSQL COPY of the
+snapshot queries into a null sink; ``floor_write``: pyarrow writes the vendor's built rows as CSV) are measured by
+the harness itself with the same functions (``measure``).
 """
 from __future__ import annotations
 
@@ -21,9 +27,6 @@ import time
 import traceback
 from pathlib import Path
 from typing import Any, Callable
-
-STARTED = time.perf_counter()
-
 
 def _cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -242,32 +245,63 @@ def step_dag_parse(job):
     return run
 
 
+def step_imports(job):
+    """What a fresh task process imports before it can do anything (paid per Airflow task; not in stage times)."""
+    import importlib
+
+    def run():
+        seconds = {}
+        for module in ("airflow.sdk", "rostering.pipeline", "great_expectations"):
+            started = time.perf_counter()
+            importlib.import_module(module)
+            seconds[module] = time.perf_counter() - started
+        return {"rows_in": 0, "rows_out": 0, "import_seconds_by_module": seconds}
+
+    return run
+
+
 STEPS: dict[str, Callable] = {
     "load": step_load, "extract": step_extract, "build": step_build, "validate": step_validate,
     "package": step_package, "floor_copy": step_floor_copy, "floor_write": step_floor_write,
-    "dag_parse": step_dag_parse,
+    "dag_parse": step_dag_parse, "imports": step_imports,
 }
 
 
-def main(argv: list[str]) -> int:
-    job_path, result_path = Path(argv[0]), Path(argv[1])
-    job = json.loads(job_path.read_text())
+def measure(step: str, job: dict[str, Any]) -> dict[str, Any]:
+    """Run a step in this process (the floors: their memory is not what is measured)."""
+    run = STEPS[step](job)
+    ready = time.perf_counter()
+    result = {"step": step, **run(), "ok": True}
+    result["seconds"] = time.perf_counter() - ready
+    return result
+
+
+def run_job(job_path: str | Path, result_path: str | Path) -> int:
+    """Run the job in this process and write its result; the entry point of a stage process (fresh or forked)."""
+    job = json.loads(Path(job_path).read_text())
+    os.umask(0o077)  # the bench writes children's (synthetic) records: owner-only, like the pipeline
+    log = os.open(Path(job_path).with_suffix(".log"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.dup2(log, 1)  # the stage's own logging (Airflow's, the pipeline's) goes to the job's log, not the report
+    os.dup2(log, 2)
     result: dict[str, Any] = {"step": job["step"], "ok": False}
     try:
+        result["load_average"] = os.getloadavg()[0]  # other work on the machine shows here
+        started = time.perf_counter()
+        if job.get("preload_airflow"):  # an Airflow task's process has the task SDK loaded before the task starts
+            import airflow.sdk  # noqa: F401
         run = STEPS[job["step"]](job)
         ready, cpu = time.perf_counter(), _cpu()
         details = run()
         finished = time.perf_counter()
         result.update(details)
-        result.update(ok=True, seconds=finished - ready, cpu_seconds=_cpu() - cpu, import_seconds=ready - STARTED)
+        result.update(ok=True, seconds=finished - ready, cpu_seconds=_cpu() - cpu, import_seconds=ready - started)
     except BaseException as error:  # noqa: BLE001 - reported in the results, the harness goes on
         result["error"] = f"{type(error).__name__}: {error}"[:2000]
         result["traceback"] = traceback.format_exc()[-4000:]
     result["peak_rss_mib"] = _peak_rss_mib()
-    result_path.write_text(json.dumps(result, indent=2, default=str))
+    Path(result_path).write_text(json.dumps(result, indent=2, default=str))
     return 0 if result["ok"] else 1
 
 
 if __name__ == "__main__":
-    os.umask(0o077)  # the bench writes children's (synthetic) records: owner-only, like the pipeline
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(run_job(sys.argv[1], sys.argv[2]))

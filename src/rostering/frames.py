@@ -12,8 +12,31 @@ LINE_BREAKS = r"[\r\n]+"
 def join_values(frame: pd.DataFrame, key: str, value: str, *, sep: str = ",", order: list[str] | None = None) -> pd.Series:
     """For each ``key``, the distinct ``value``s joined by ``sep``, sorted (by ``order`` columns, else by value).
 
-    Done in Arrow (group_by list aggregate + binary_join), so it costs the same at 500,000 keys as at 50.
+    Done in Arrow (stable sorts, group_by list aggregate + binary_join), so it costs the same at 500,000 keys as at
+    50: the distinct (key, value) pairs are the first occurrences, ordered by ``key``, then ``order`` (else value),
+    then first occurrence -- what ``drop_duplicates`` + a stable ``sort_values`` give.
     """
+    columns = list(dict.fromkeys([key, value, *(order or [])]))
+    arrays = {c: _string_array(frame[c]) if c in (key, value) else _sortable_array(frame[c]) for c in columns}
+    if any(a is None for a in arrays.values()):
+        return _join_values_pandas(frame, key, value, sep=sep, order=order)
+    names = {c: f"c{i}" for i, c in enumerate(columns)}
+    table = pa.table({names[c]: arrays[c] for c in columns} | {"pos": pa.array(np.arange(len(frame)))})
+    # first occurrence of each (key, value) (a hash aggregate: few pairs, many rows), then the stable order
+    first = table.group_by([names[key], names[value]], use_threads=False).aggregate([("pos", "min")])
+    deduped = table.take(first["pos_min"])
+    sort_by = [key, *(order or [value])]
+    ordered = deduped.take(pc.sort_indices(deduped, sort_keys=[(names[c], "ascending", "at_end") for c in sort_by]
+                                           + [("pos", "ascending", "at_end")]))
+    pairs = pa.table({key: ordered[names[key]], value: ordered[names[value]]})
+    grouped = pairs.group_by(key, use_threads=False).aggregate([(value, "list")])
+    joined = pc.binary_join(grouped[f"{value}_list"], sep)
+    index = pd.Index(grouped[key].to_numpy(zero_copy_only=False), name=key)
+    return pd.Series(joined.to_numpy(zero_copy_only=False), index=index, name=value, dtype="string")
+
+
+def _join_values_pandas(frame: pd.DataFrame, key: str, value: str, *, sep: str = ",",
+                        order: list[str] | None = None) -> pd.Series:
     sort_by = [key, *(order or [value])]
     subset = frame[list(dict.fromkeys([key, value, *(order or [])]))].drop_duplicates([key, value])
     subset = subset.sort_values(sort_by, kind="stable")
@@ -23,6 +46,32 @@ def join_values(frame: pd.DataFrame, key: str, value: str, *, sep: str = ",", or
     joined = pc.binary_join(grouped[f"{value}_list"], sep)
     index = pd.Index(grouped[key].to_numpy(zero_copy_only=False), name=key)
     return pd.Series(joined.to_numpy(zero_copy_only=False), index=index, name=value, dtype="string")
+
+
+def _sortable_array(series: pd.Series) -> pa.Array | None:
+    """A numeric column as Arrow (NaN as null: pandas sorts both last), or Arrow strings; else None."""
+    strings = _string_array(series)
+    if strings is not None:
+        return strings
+    if pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype):
+        return pa.array(series.to_numpy(dtype="float64", na_value=np.nan), from_pandas=True)
+    return None
+
+
+def _run_starts(columns: list[pa.Array | pa.ChunkedArray]) -> np.ndarray:
+    """For rows sorted by ``columns``: True where a row starts a new run of equal values (missing equals missing)."""
+    n = len(columns[0])
+    starts = np.ones(n, dtype=bool)
+    if n < 2:
+        return starts
+    same = np.ones(n - 1, dtype=bool)
+    for column in columns:
+        before, after = column.slice(0, n - 1), column.slice(1)
+        equal = pc.fill_null(pc.equal(before, after), False).to_numpy(zero_copy_only=False)
+        both_missing = pc.and_(pc.is_null(before), pc.is_null(after)).to_numpy(zero_copy_only=False)
+        same &= equal | both_missing
+    starts[1:] = ~same
+    return starts
 
 
 def isin(series: pd.Series, values) -> pd.Series:
@@ -107,18 +156,8 @@ def sort_dedupe(frame: pd.DataFrame, by: list[str], subset: list[str]) -> pd.Dat
     table = pa.table({f"k{i}": k for i, k in enumerate(keys)})
     order = pc.sort_indices(table, sort_keys=[(f"k{i}", "ascending", "at_end") for i in range(len(keys))])
     ordered = frame.take(order.to_numpy())
-    n = len(ordered)
-    if n < 2:
-        return ordered
-    last = np.ones(n, dtype=bool)  # a row is kept when the next row has another subset key
-    same = np.ones(n - 1, dtype=bool)
-    for i in range(len(subset)):
-        column = keys[i].take(order)
-        equal = pc.fill_null(pc.equal(column.slice(0, n - 1), column.slice(1)), False).to_numpy(zero_copy_only=False)
-        both_null = (pc.is_null(column.slice(0, n - 1)).to_numpy(zero_copy_only=False)
-                     & pc.is_null(column.slice(1)).to_numpy(zero_copy_only=False))
-        same &= equal | both_null
-    last[:-1] = ~same
+    starts = _run_starts([keys[i].take(order) for i in range(len(subset))])
+    last = np.append(starts[1:], True) if len(starts) else starts  # a row is kept when the next one starts a run
     return ordered[last]
 
 

@@ -2,7 +2,8 @@
 
 The snapshot is the SIS as of one date; every vendor transform reads it and nothing else. Values are typed the same
 way whatever the database: identifiers, text and dates (ISO ``YYYY-MM-DD``) are strings, flags and years integers.
-PostgreSQL is read with ``COPY … TO STDOUT`` (the fastest way out of it); other databases through SQLAlchemy in chunks.
+PostgreSQL is read with ``COPY … TO STDOUT`` (the fastest way out of it), two queries at a time on two connections;
+other databases through SQLAlchemy in chunks, one query at a time.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import json
 import logging
 import re
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -26,6 +28,8 @@ log = logging.getLogger(__name__)
 
 INT_COLUMNS = frozenset({"school_year", "is_home", "excluded_from_state_reporting", "reading_level_imputed"})
 CHUNK_ROWS = 250_000
+EXTRACT_CONNECTIONS = 2  # PostgreSQL: snapshot queries read side by side (the workers have two cores)
+LARGEST_FIRST = ("section_enrollments", "students", "school_enrollments", "student_programs")  # start these first
 SNAPSHOT_META = "snapshot.json"
 REJECTED = "rejected.csv"  # SIS records the checks removed: file, row, SIS key, column, rule (no values)
 
@@ -95,7 +99,7 @@ def _read_generic(conn: sa.Connection, sql: str, params: dict, target: Path) -> 
 _NAMED_PARAM = re.compile(r"(?<![:\w]):(\w+)")
 
 
-def _read_postgres(engine: sa.Engine, sql: str, params: dict, target: Path) -> int:
+def _read_postgres(engine: sa.Engine, sql: str, params: dict, target: Path) -> pa.Table:
     raw = engine.raw_connection()
     try:
         with raw.cursor() as cursor:
@@ -113,10 +117,30 @@ def _read_postgres(engine: sa.Engine, sql: str, params: dict, target: Path) -> i
                     ),
                     read_options=pacsv.ReadOptions(block_size=64 << 20),
                 )
-        pq.write_table(table.cast(schema), target)
-        return table.num_rows
+        table = table.cast(schema)
+        pq.write_table(table, target)
+        return table
     finally:
         raw.close()
+
+
+def _read_postgres_all(engine: sa.Engine, queries: dict[str, str], params: dict, out_dir: Path) -> dict[str, tuple]:
+    """Every query on ``EXTRACT_CONNECTIONS`` connections at once, largest first, each file checked as soon as it is
+    written: a COPY is one PostgreSQL server process, and reading its CSV and writing Parquet happen in Arrow without
+    the GIL, so two queries (or one query and the checks of a finished file) run side by side.
+
+    Returns name -> (rows read, (rejected rows or None, rows kept)).
+    """
+    def read_and_check(name: str) -> tuple:
+        target = out_dir / f"{name}.parquet"
+        table = _read_postgres(engine, queries[name], params, target)
+        return table.num_rows, _check_snapshot_file(name, target, table)
+
+    order = sorted(queries, key=lambda name: (LARGEST_FIRST.index(name) if name in LARGEST_FIRST else len(LARGEST_FIRST),
+                                              name))
+    with ThreadPoolExecutor(max_workers=EXTRACT_CONNECTIONS, thread_name_prefix="snapshot") as pool:
+        futures = {name: pool.submit(read_and_check, name) for name in order}
+        return {name: futures[name].result() for name in queries}
 
 
 def extract_snapshot(
@@ -127,34 +151,52 @@ def extract_snapshot(
     school_year = school_year or school_year_for(as_of)
     params = {"as_of_date": as_of.isoformat(), "school_year": school_year}
     counts: dict[str, int] = {}
-    for name, sql in snapshot_queries().items():
-        target = out_dir / f"{name}.parquet"
-        if engine.dialect.name == "postgresql":
-            counts[name] = _read_postgres(engine, sql, params, target)
-        else:
+    checked: dict[str, tuple] = {}
+    queries = snapshot_queries()
+    if engine.dialect.name == "postgresql":
+        read = _read_postgres_all(engine, queries, params, out_dir)
+        counts = {name: rows for name, (rows, _) in read.items()}
+        checked = {name: result for name, (_, result) in read.items()}
+    else:
+        for name, sql in queries.items():
             with engine.connect() as conn:
-                counts[name] = _read_generic(conn, sql, params, target)
-        log.info("snapshot %s: %d rows", name, counts[name])
-    rejected = reject_invalid_records(out_dir, counts)
+                counts[name] = _read_generic(conn, sql, params, out_dir / f"{name}.parquet")
+    for name, rows in counts.items():
+        log.info("snapshot %s: %d rows", name, rows)
+    rejected = reject_invalid_records(out_dir, counts, checked)
     info = SnapshotInfo(str(out_dir), as_of.isoformat(), school_year, counts, rejected)
     (out_dir / SNAPSHOT_META).write_text(json.dumps(asdict(info), indent=2, sort_keys=True))
     return info
 
 
-def reject_invalid_records(out_dir: Path, counts: dict[str, int]) -> dict[str, int]:
-    """Apply rostering.sis.checks to every snapshot file; rewrite files that lose rows, report them in rejected.csv."""
+def _check_snapshot_file(name: str, path: Path, table: pa.Table | None = None) -> tuple[pd.DataFrame | None, int]:
+    """rostering.sis.checks on one snapshot file (``table``: its content, when still in memory); a file that loses
+    rows is rewritten without them. Returns (the rejected rows or None, rows kept)."""
+    from rostering.sis.checks import check_table
+
+    table = table if table is not None else pq.read_table(path)
+    result = check_table(name, table.to_pandas(types_mapper=pd.ArrowDtype))
+    if not len(result.rejected):
+        return None, table.num_rows
+    pq.write_table(pa.Table.from_pandas(result.clean, preserve_index=False).cast(table.schema), path)
+    return result.rejected, len(result.clean)
+
+
+def reject_invalid_records(out_dir: Path, counts: dict[str, int],
+                           checked: dict[str, tuple] | None = None) -> dict[str, int]:
+    """Apply rostering.sis.checks to every snapshot file; rewrite files that lose rows, report them in rejected.csv.
+
+    ``checked``: files already checked as they were written (the PostgreSQL path), name -> (rejected or None, rows).
+    """
     from rostering.csvio import write_csv
-    from rostering.sis.checks import REPORT_COLUMNS, check_table
+    from rostering.sis.checks import REPORT_COLUMNS
 
     reports = []
     for name in counts:
-        path = out_dir / f"{name}.parquet"
-        table = pq.read_table(path)
-        result = check_table(name, table.to_pandas(types_mapper=pd.ArrowDtype))
-        if len(result.rejected):
-            pq.write_table(pa.Table.from_pandas(result.clean, preserve_index=False).cast(table.schema), path)
-            counts[name] = len(result.clean)
-            reports.append(result.rejected)
+        found, rows = (checked or {}).get(name) or _check_snapshot_file(name, out_dir / f"{name}.parquet")
+        if found is not None:
+            counts[name] = rows
+            reports.append(found)
     if not reports:
         return {}
     rejected = pd.concat(reports, ignore_index=True)

@@ -8,6 +8,7 @@ the building. This package checks a built OneRoster directory in three layers an
   manifest, and cross-file rules (references resolve, case-insensitive uniqueness, enrollment/class/school
   consistency, primary teachers), vectorised with pyarrow;
 * ``gx_suites`` -- per-column rules (required, formats, vocabularies, blank bulk columns, no line breaks) as Great
-  Expectations suites kept as reviewable JSON in ``include/expectations/``;
+  Expectations suites kept as reviewable JSON in ``include/expectations/``; ``columnar`` checks the same rules on
+  every row in Arrow first, and GX runs (and reports) only for a file where a rule fails;
 * ``report`` -- findings that name file, line, column and rule and never carry a data value.
 """
