@@ -9,13 +9,15 @@ export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__CORE__DAGS_FOLDER   := $(CURDIR)/dags
 export ROSTERING_WORK_DIR          := $(CURDIR)/var/work
 
-.PHONY: help venv airflow-db demo airflow test lock bench clean
+.PHONY: help venv airflow-db demo airflow test e2e lock bench clean
 
 help:
 	@echo "make demo     generate the demo district, start local endpoints, run every vendor DAG through Airflow"
 	@echo "make test     install and run the test suite (PostgreSQL on 127.0.0.1:5432 required when CI=true)"
 	@echo "make airflow  the Airflow UI (airflow standalone) on the demo district, http://localhost:8080"
+	@echo "make e2e      only the distributed tests: the compose topology natively on CeleryExecutor + the UI in Chromium"
 	@echo "make lock     re-resolve requirements.txt from requirements.in"
+	@echo "make bench    benchmark every vendor at S, M, XL on PostgreSQL (BENCH_SIZES=S for a quick one; bench/README.md)"
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +43,17 @@ airflow: venv airflow-db
 
 test: venv airflow-db
 	$(PY) -m pytest
+
+# The docker-compose topology without containers (PostgreSQL metadata DB, Redis broker, scheduler, dag-processor,
+# api-server, triggerer, Celery worker) running every vendor DAG, and the UI checked in headless Chromium (installed
+# with apt-get when missing). `make test` runs these too, last; screenshots land in var/artifacts/.
+e2e: venv
+	$(PY) -m pytest -m e2e
+
+# Needs PostgreSQL (ROSTERING_BENCH_PG_URL, default postgres@127.0.0.1:5432); creates and drops rostering_bench.
+BENCH_SIZES ?= S M XL
+bench: venv
+	$(PY) -m bench --sizes $(BENCH_SIZES) $(BENCH_ARGS)
 
 lock:
 	$(UV) pip compile --quiet --python-version 3.11 --no-header requirements.in -o requirements.txt

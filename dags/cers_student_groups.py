@@ -21,6 +21,13 @@ the TOMS credentials in connection `cers_api` (renewed yearly, docs/cers.md); 40
 group-write permission for a school; `BAD_DATA` etc. = the receiver's `Row: N Failure: …` lines are in the log and
 in `reports/cers_imports.json`. 5xx, 429 and time-outs are retried with backoff; a retried task skips files the
 receiver already PROCESSED in this run. Results are e-mailed to `notify.email`. Runbook: `docs/cers.md`.
+
+**When it is held**: the change guard stopped the delivery (more than 10 % of an entity deleted or 75 % updated, or
+a school left without students): `deliver` fails with "delivery HELD", nothing is sent (CERS keeps the previous
+delivery) and the alert e-mail says HELD. Look at the run's `reports/report.html` (changes per entity and per
+school). A real change: trigger again with `approve_changes_reason` (kept in the delivery record). Wrong data: fix the
+SIS, then `rostering_operations` with `discard_held` and this run's id. Every run's report: `reports/report.html` in
+`var/work/cers_student_groups/<run>/`, its path in the `summary` task's return value. Runbook: `docs/operations.md`.
 """
 from rostering.orchestration.dag_factory import build_vendor_dag
 

@@ -11,6 +11,7 @@ Operator actions, each with a recorded reason:
 
 **When it fails**: the log says why (unknown vendor, no delivery to re-send, the run is not held, missing reason);
 nothing is retried automatically. What was delivered and when: `python -m rostering.operations deliveries`.
+Runbook (held deliveries, re-delivery, retention): `docs/operations.md`.
 """
 from rostering.orchestration.operations_dag import build_operations_dag
 

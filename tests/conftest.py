@@ -57,3 +57,12 @@ def mariadb_url() -> str:
     except Exception as error:  # noqa: BLE001
         _service_unavailable("MariaDB", error)
     return MARIADB_URL
+
+
+# One Airflow cluster (the docker-compose topology, natively) per session, shared by the e2e and the browser tests.
+from airflow_cluster import e2e_cluster, e2e_endpoints  # noqa: E402,F401 - session fixtures
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests that use the Airflow cluster run last and together: it starts once and stops with the session."""
+    items.sort(key=lambda item: item.get_closest_marker("e2e") is not None)  # stable: the rest keep their order

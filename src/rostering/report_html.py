@@ -194,6 +194,9 @@ def render(*, title: str, dag_id: str, run_id: str, reports: Path, build_dir: Pa
                 f"<span class='bar' style='width:{round(200 * counts['after'] / peak)}px'></span></td>"])
             classes.append("bad" if counts["before"] and not counts["after"] else "")
         parts.append(_table(["school", "name", "last delivery", "this run", "change", ""], rows, classes))
+        parts.append("<p class='note'><span class='bar before' style='width:24px'></span> last delivery &nbsp; "
+                     "<span class='bar' style='width:24px'></span> this run; a school that lost all its students "
+                     "is red.</p>")
     else:
         counts = students_per_school(build_dir)
         if counts:

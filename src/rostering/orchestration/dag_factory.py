@@ -24,15 +24,19 @@ DEFAULT_ARGS = {
 
 
 def run_params(profile: VendorProfile) -> dict[str, Param]:
-    """The params every vendor DAG takes, plus the vendor's own from its YAML (``params:``)."""
+    """The params every vendor DAG takes, plus the vendor's own from its YAML (``params:``).
+
+    Optional params allow null (``type: ["null", ...]``): Airflow's trigger form treats every other field as
+    required, and would not let an operator trigger a run without inventing an as-of date or an approval reason.
+    """
     return {
         "as_of_date": Param(
-            "", type="string", title="As-of date",
+            "", type=["null", "string"], title="As-of date",
             description="YYYY-MM-DD. Build the roster as it was on this date (backfills, 'what would we have sent'). "
             "Empty = the run's date in the district's timezone.",
         ),
         "schools": Param(
-            [], type="array", items={"type": "string"}, title="Schools",
+            [], type=["null", "array"], items={"type": "string"}, title="Schools",
             description="SIS school_id values to build. Empty = all licensed schools. For OneRoster vendors a subset "
             "is built but never delivered (they replace everything they hold: it would deprovision the other "
             "schools); CERS replaces only the groups a file names, so a subset is delivered.",
@@ -42,13 +46,22 @@ def run_params(profile: VendorProfile) -> dict[str, Param]:
         "force": Param(False, type="boolean", title="Force",
                        description="Deliver even when the vendor's once-a-day or unchanged-payload rule would skip."),
         "approve_changes_reason": Param(
-            "", type="string", title="Approve held changes (reason)",
+            "", type=["null", "string"], title="Approve held changes (reason)",
             description="A delivery held by the change guard (too many deletions or updates, a school emptied) is "
             "sent when this run is triggered with a reason. The reason is kept in the delivery record. Read the held "
             "run's reports/guard.json first.",
         ),
-        **{name: Param(**spec) for name, spec in profile.params.items()},
+        **{name: Param(**_optional(spec)) for name, spec in profile.params.items()},
     }
+
+
+def _optional(spec: dict[str, Any]) -> dict[str, Any]:
+    """An empty default ("" or []) means "not given": allow null, or the UI's trigger form marks the field required
+    and keeps the Trigger button disabled until someone types something (seen in tests/test_ui_browser.py)."""
+    kind = spec.get("type")
+    if isinstance(kind, str) and kind in {"string", "array"} and spec.get("default") in ("", []):
+        return {**spec, "type": ["null", kind]}
+    return spec
 
 
 def notifications(profile: VendorProfile) -> dict[str, Any]:
@@ -136,7 +149,12 @@ def _make_dag(profile: VendorProfile, doc_md: str | None):
             from rostering import pipeline
 
             run, paths = _context(profile)
-            engine = BaseHook.get_connection(profile.sis_conn_id).get_hook().get_sqlalchemy_engine()
+            conn = BaseHook.get_connection(profile.sis_conn_id)
+            # The PostgreSQL snapshot reads with psycopg2's COPY; the postgres provider would pick psycopg 3 (also
+            # installed) unless the connection names a driver (extra sqlalchemy_scheme).
+            hook_params = ({"sqlalchemy_scheme": "postgresql+psycopg2"} if conn.conn_type == "postgres"
+                           and not conn.extra_dejson.get("sqlalchemy_scheme") else None)
+            engine = conn.get_hook(hook_params=hook_params).get_sqlalchemy_engine()
             try:
                 return pipeline.extract(engine, paths, run)
             finally:
@@ -198,6 +216,10 @@ def _make_dag(profile: VendorProfile, doc_md: str | None):
                     f"approve_changes_reason; discard: the rostering_operations DAG.\nRun report: {report}"
                 ) from None
             except Exception as error:
+                if type(error).__name__.endswith("DeliveryHeld"):  # a format's own hold (Derivita's column change)
+                    paths.write_report("held.json", {"held": True, "reason": str(error)})
+                    report = write_html_report(profile, paths, get_current_context()["run_id"])
+                    raise AirflowFailException(f"delivery HELD: {error}\nRun report: {report}") from None
                 if pipeline.delivery_module(profile).is_transient(error):
                     raise  # retried with backoff
                 raise AirflowFailException(f"delivery failed permanently: {type(error).__name__}: {error}") from None
