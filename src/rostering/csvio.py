@@ -36,8 +36,11 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def write_csv(frame: pd.DataFrame, path: Path, header: Sequence[str]) -> WrittenFile:
-    """Write ``frame[header]`` (all values as strings, nulls empty) to ``path``."""
+def write_csv(frame: pd.DataFrame, path: Path, header: Sequence[str], *, quoting: str = "needed") -> WrittenFile:
+    """Write ``frame[header]`` (all values as strings, nulls empty) to ``path``.
+
+    ``quoting="none"`` writes no quotes at all and refuses (raises) a value that would need them.
+    """
     for name in header:
         if any(ch in name for ch in ',"\r\n'):
             raise ValueError(f"header name needs quoting, refusing: {name!r}")
@@ -48,7 +51,7 @@ def write_csv(frame: pd.DataFrame, path: Path, header: Sequence[str]) -> Written
     with os.fdopen(fd, "wb") as handle:
         handle.write((",".join(header) + EOL).encode("utf-8"))
         if table.num_rows:
-            pacsv.write_csv(table, handle, pacsv.WriteOptions(include_header=False, eol=EOL, quoting_style="needed"))
+            pacsv.write_csv(table, handle, pacsv.WriteOptions(include_header=False, eol=EOL, quoting_style=quoting))
     os.chmod(path, PRIVATE_FILE)
     return WrittenFile(str(path), table.num_rows, path.stat().st_size, sha256_of(path))
 

@@ -15,7 +15,6 @@ run) and ``consolidate``. Files: ``student_groups_<CDS code>.csv`` per school, o
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import pandas as pd
@@ -24,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 from rostering.cers.build import build_groups
 from rostering.cers.profiles import load_profiles, select_profiles
 from rostering.cers.spec import DEFAULT_GROUP_NAME_MAX_LENGTH, HEADER, MAX_STUDENTS_PER_GROUP
-from rostering.csvio import EOL, PRIVATE_FILE, WrittenFile, sha256_of
+from rostering.csvio import WrittenFile, sha256_of, write_csv
 from rostering.paths import config_dir
 from rostering.vendors.profile import VendorProfile
 
@@ -56,18 +55,7 @@ def write_group_file(rows, path: Path) -> WrittenFile:
     subject codes and e-mail addresses), so nothing needs quoting; pyarrow's ``quoting_style="none"`` refuses to
     write a value that would, so a rule broken upstream fails here instead of producing a file the receiver misreads.
     """
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-
-    table = pa.Table.from_pandas(rows[list(HEADER)].astype("string"), preserve_index=False)
-    table = table.cast(pa.schema([(name, pa.string()) for name in HEADER]))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write((",".join(HEADER) + EOL).encode("utf-8"))
-        pacsv.write_csv(table, handle, pacsv.WriteOptions(include_header=False, eol=EOL, quoting_style="none"))
-    os.chmod(path, PRIVATE_FILE)
-    return WrittenFile(str(path), table.num_rows, path.stat().st_size, sha256_of(path))
+    return write_csv(rows, path, HEADER, quoting="none")
 
 
 def build(snapshot: "SnapshotInfo", profile: VendorProfile, out_dir: Path, *, schools: Sequence[str] = (),

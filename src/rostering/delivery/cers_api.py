@@ -59,6 +59,8 @@ from typing import Any, Callable
 
 import requests
 
+from rostering.csvio import sha256_of
+
 log = logging.getLogger(__name__)
 
 LEDGER = "cers_imports.json"
@@ -467,14 +469,6 @@ class Ledger:
         os.replace(tmp, self.path)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def ledger_path(files: list[Path]) -> Path:
     """The run's ledger: ``<run>/reports/cers_imports.json`` beside ``<run>/payload/`` (the files' folder)."""
     return Path(files[0]).resolve().parent.parent / "reports" / LEDGER
@@ -517,7 +511,7 @@ def deliver_payload(delivery, files: list[Path], *, client: CersClient | None = 
                  ("\n  " + record.message.replace("\n", "\n  ")) if record.message else "")
 
     for path in paths:
-        sha = _sha256(path)
+        sha = sha256_of(path)
         record = ledger.records.get(path.name)
         if record is None or record.sha256 != sha:
             record = ImportRecord(path.name, sha, batch_id(run_folder, path.name, sha))
