@@ -58,7 +58,7 @@ def replace(index, line):
     ([GOOD[0], GOOD[3], GOOD[1], GOOD[2], GOOD[4], *GOOD[5:]], ("not_contiguous", "group_name", (4, 6))),
     ([*GOOD, "g3,19647330000002,2027,,1000000004,"], ("group_name_not_unique", "group_name", (9,))),
     ([*GOOD, "G3,19647330000002,2027,,1000000003,"], ("duplicate_student", "student_ssid", (9,))),
-    ([f"ABCDEFGHIJKLMNOPQRSTU,19647330000001,2027,Math,,"], ("group_name_length", "group_name", (2,))),
+    (["ABCDEFGHIJKLMNOPQRSTU,19647330000001,2027,Math,,"], ("group_name_length", "group_name", (2,))),
     (['"G,1",19647330000001,2027,Math,,'], ("group_name_characters", "group_name", (2,))),
     (["Grüße,19647330000001,2027,Math,,"], ("group_name_characters", "group_name", (2,))),
 ])

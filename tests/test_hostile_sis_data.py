@@ -74,7 +74,7 @@ def apply(frames: dict[str, pd.DataFrame], op) -> None:
     elif kind == "duplicate":
         frames[table] = pd.concat([frame, frame.loc[[row]]], ignore_index=True)
     elif kind == "dates":
-        start, end = ("entry_date", "exit_date")
+        end = "exit_date"
         frame[end] = frame[end].astype("object")
         frame.loc[row, end] = "2000-01-01"
     elif kind == "dangling":

@@ -54,6 +54,12 @@ def test_the_same_sql_gives_the_same_files_on_postgresql(postgres_url, tmp_path,
         assert (built / expected.name).read_bytes() == expected.read_bytes(), expected.name
 
 
+def test_a_psycopg3_engine_is_read_with_psycopg2_copy(postgres_url, tmp_path, sqlite_build):
+    """Airflow's postgres hook may hand extraction a psycopg 3 engine; the COPY reader switches to psycopg2."""
+    built = build_from(postgres_url.replace("postgresql+psycopg2://", "postgresql+psycopg://"), tmp_path)
+    assert (built / "users.csv").read_bytes() == (sqlite_build / "users.csv").read_bytes()
+
+
 @pytest.mark.mariadb
 def test_the_same_sql_gives_the_same_files_on_mariadb(mariadb_url, tmp_path, sqlite_build):
     built = build_from(mariadb_url, tmp_path)

@@ -4,7 +4,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-from pathlib import Path
 
 import pytest
 from sftp_fixtures import PASSWORD, USER, sftp_server  # noqa: F401 - fixture

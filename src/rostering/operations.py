@@ -16,8 +16,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from rostering.delivery.records import last_good, list_deliveries, record_delivery, state_dir
-from rostering.paths import work_dir
+from rostering.delivery.records import last_good, list_deliveries, record_delivery
+from rostering.paths import state_dir, work_dir
 from rostering.pipeline import RunPaths, delivery_module
 from rostering.vendors.profile import VendorProfile
 

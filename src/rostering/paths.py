@@ -31,3 +31,8 @@ def config_dir() -> Path:
 def work_dir() -> Path:
     """Scratch space for a run's Parquet and built files (shared volume when workers are on other hosts)."""
     return Path(os.environ.get("ROSTERING_WORK_DIR", project_root() / "var" / "work"))
+
+
+def state_dir() -> Path:
+    """What outlives a run: delivery records, kept copies of delivered payloads, the subgroup audit trail."""
+    return Path(os.environ.get("ROSTERING_STATE_DIR", project_root() / "var" / "state"))

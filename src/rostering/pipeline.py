@@ -118,7 +118,7 @@ def validate(profile: VendorProfile, paths: RunPaths) -> dict[str, Any]:
     paths.write_report("validation.json", report.to_dict())
     log.info("validation of %s:\n%s", profile.name, report.summary())
     report.raise_if_failed()
-    return {"ok": True, "files": len(report.to_dict().get("files", {}))}
+    return {"ok": True, "files": len(report.files)}
 
 
 def package(profile: VendorProfile, paths: RunPaths) -> dict[str, Any]:

@@ -10,20 +10,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import re
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rostering.paths import state_dir
+
 RECORD = "record.json"
-
-
-def state_dir() -> Path:
-    from rostering.paths import project_root
-
-    return Path(os.environ.get("ROSTERING_STATE_DIR", project_root() / "var" / "state"))
 
 
 @dataclass(frozen=True)

@@ -149,12 +149,7 @@ def _make_dag(profile: VendorProfile, doc_md: str | None):
             from rostering import pipeline
 
             run, paths = _context(profile)
-            conn = BaseHook.get_connection(profile.sis_conn_id)
-            # The PostgreSQL snapshot reads with psycopg2's COPY; the postgres provider would pick psycopg 3 (also
-            # installed) unless the connection names a driver (extra sqlalchemy_scheme).
-            hook_params = ({"sqlalchemy_scheme": "postgresql+psycopg2"} if conn.conn_type == "postgres"
-                           and not conn.extra_dejson.get("sqlalchemy_scheme") else None)
-            engine = conn.get_hook(hook_params=hook_params).get_sqlalchemy_engine()
+            engine = BaseHook.get_connection(profile.sis_conn_id).get_hook().get_sqlalchemy_engine()
             try:
                 return pipeline.extract(engine, paths, run)
             finally:

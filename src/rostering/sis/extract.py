@@ -143,6 +143,13 @@ def _read_postgres_all(engine: sa.Engine, queries: dict[str, str], params: dict,
         return {name: futures[name].result() for name in queries}
 
 
+def _psycopg2(engine: sa.Engine) -> sa.Engine:
+    """The COPY reader needs psycopg2's ``copy_expert``; Airflow's postgres hook may hand us a psycopg 3 engine."""
+    if engine.dialect.driver == "psycopg2":
+        return engine
+    return sa.create_engine(engine.url.set(drivername="postgresql+psycopg2"), poolclass=sa.pool.NullPool)
+
+
 def extract_snapshot(
     engine: sa.Engine, out_dir: Path, *, as_of: dt.date, school_year: int | None = None
 ) -> SnapshotInfo:
@@ -154,7 +161,7 @@ def extract_snapshot(
     checked: dict[str, tuple] = {}
     queries = snapshot_queries()
     if engine.dialect.name == "postgresql":
-        read = _read_postgres_all(engine, queries, params, out_dir)
+        read = _read_postgres_all(_psycopg2(engine), queries, params, out_dir)
         counts = {name: rows for name, (rows, _) in read.items()}
         checked = {name: result for name, (_, result) in read.items()}
     else:

@@ -140,7 +140,7 @@ def write_changes(changes: pd.DataFrame, path: Path) -> Path:
 
 
 def audit_dir(vendor: str, base: Path | None = None) -> Path:
-    from rostering.delivery.records import state_dir
+    from rostering.paths import state_dir
 
     return (base or state_dir()) / "audit" / vendor
 
