@@ -45,7 +45,9 @@ def write_csv(frame: pd.DataFrame, path: Path, header: Sequence[str], *, quoting
         if any(ch in name for ch in ',"\r\n'):
             raise ValueError(f"header name needs quoting, refusing: {name!r}")
     table = pa.Table.from_pandas(frame[list(header)].astype("string"), preserve_index=False)
-    table = table.cast(pa.schema([(name, pa.string()) for name in header]))
+    # strings stay as they are (pandas holds large_string: casting would copy every value); anything else -> string
+    table = table.cast(pa.schema([(name, table.schema.field(name).type if pa.types.is_large_string(
+        table.schema.field(name).type) else pa.string()) for name in header]))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE)
     with os.fdopen(fd, "wb") as handle:

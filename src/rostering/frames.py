@@ -1,6 +1,8 @@
 """Small vectorised helpers shared by the vendor transforms (no per-row Python)."""
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -30,9 +32,10 @@ def join_values(frame: pd.DataFrame, key: str, value: str, *, sep: str = ",", or
                                            + [("pos", "ascending", "at_end")]))
     pairs = pa.table({key: ordered[names[key]], value: ordered[names[value]]})
     grouped = pairs.group_by(key, use_threads=False).aggregate([(value, "list")])
-    joined = pc.binary_join(grouped[f"{value}_list"], sep)
-    index = pd.Index(grouped[key].to_numpy(zero_copy_only=False), name=key)
-    return pd.Series(joined.to_numpy(zero_copy_only=False), index=index, name=value, dtype="string")
+    joined = pc.binary_join(grouped[f"{value}_list"], pa.scalar(sep, pairs[value].type))
+    # Arrow-backed strings both ways (to_numpy would make 500,000 Python strings)
+    index = pd.Index(pd.arrays.ArrowStringArray(grouped[key].combine_chunks()), name=key)
+    return pd.Series(pd.arrays.ArrowStringArray(joined.combine_chunks()), index=index, name=value)
 
 
 def _join_values_pandas(frame: pd.DataFrame, key: str, value: str, *, sep: str = ",",
@@ -58,20 +61,29 @@ def _sortable_array(series: pd.Series) -> pa.Array | None:
     return None
 
 
-def _run_starts(columns: list[pa.Array | pa.ChunkedArray]) -> np.ndarray:
-    """For rows sorted by ``columns``: True where a row starts a new run of equal values (missing equals missing)."""
+def run_starts(*columns: np.ndarray | pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """For rows sorted (or grouped) by ``columns`` (numpy or Arrow): True where a row's values differ from the row
+    before (missing equals missing)."""
     n = len(columns[0])
     starts = np.ones(n, dtype=bool)
     if n < 2:
         return starts
     same = np.ones(n - 1, dtype=bool)
     for column in columns:
+        if isinstance(column, np.ndarray):
+            same &= column[1:] == column[:-1]
+            continue
         before, after = column.slice(0, n - 1), column.slice(1)
         equal = pc.fill_null(pc.equal(before, after), False).to_numpy(zero_copy_only=False)
         both_missing = pc.and_(pc.is_null(before), pc.is_null(after)).to_numpy(zero_copy_only=False)
         same &= equal | both_missing
     starts[1:] = ~same
     return starts
+
+
+def is_arrow_strings(frame: pd.DataFrame, columns: list[str]) -> bool:
+    """Whether every named column is Arrow-backed strings (what the Arrow paths here need)."""
+    return all(_string_array(frame[c]) is not None for c in columns)
 
 
 def isin(series: pd.Series, values) -> pd.Series:
@@ -85,6 +97,7 @@ def isin(series: pd.Series, values) -> pd.Series:
     right = _string_array(values) if isinstance(values, (pd.Series, pd.Index)) else _python_strings(values)
     if left is None or right is None:
         return series.isin(values)
+    left, right = _same_type(left, right)
     mask = pc.is_in(left, value_set=right)
     return pd.Series(mask.to_numpy(zero_copy_only=False), index=series.index, name=series.name, dtype=bool)
 
@@ -100,6 +113,7 @@ def map_values(series: pd.Series, mapping: pd.Series) -> pd.Series:
     values = _string_array(mapping)
     if keys is None or index is None or values is None or not _unique(index):
         return series.map(mapping)
+    keys, index = _same_type(keys, index)
     taken = pc.take(values, pc.index_in(keys, value_set=index))
     return pd.Series(pd.arrays.ArrowStringArray(taken), index=series.index, name=series.name).astype(mapping.dtype)
 
@@ -143,8 +157,40 @@ def all_distinct(array: pa.Array | pa.ChunkedArray) -> bool:
         values = values.drop_null()
     if len(values) < 2:
         return True
+    if pc.all(pc.greater(values.slice(1), values.slice(0, len(values) - 1))).as_py():
+        return True  # already strictly increasing (a file we wrote sorted by its id): no sort needed
     ordered = values.take(pc.array_sort_indices(values))
     return not pc.any(pc.equal(ordered.slice(1), ordered.slice(0, len(ordered) - 1))).as_py()
+
+
+def take_rows(table: pa.Table, indices: pa.Array) -> pa.Table:
+    """``table.take(indices)`` with the columns taken on two threads (a take of millions of strings is memory-bound
+    and releases the GIL; the workers have two cores)."""
+    if table.num_rows < 100_000 or table.num_columns < 2:
+        return table.take(indices)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        columns = list(pool.map(lambda column: column.take(indices), table.columns))
+    return pa.Table.from_arrays(columns, schema=table.schema)
+
+
+def all_rows_distinct(frame: pd.DataFrame, columns: list[str]) -> bool:
+    """Whether no two rows have equal values in ``columns`` (missing equals missing). A hash count in Arrow; False
+    also when a column cannot go to Arrow as is (the caller then looks with pandas)."""
+    if len(frame) < 2:
+        return True
+    try:
+        table = pa.table({f"k{i}": _arrow_column(frame[c]) for i, c in enumerate(columns)})
+    except (pa.ArrowException, TypeError, ValueError):
+        return False
+    return table.group_by(table.column_names, use_threads=False).aggregate([]).num_rows == len(frame)
+
+
+def _arrow_column(series: pd.Series) -> pa.Array:
+    strings = _string_array(series)
+    if strings is not None:
+        return strings
+    array = pa.array(series.array)
+    return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
 
 
 def sort_dedupe(frame: pd.DataFrame, by: list[str], subset: list[str]) -> pd.DataFrame:
@@ -156,9 +202,28 @@ def sort_dedupe(frame: pd.DataFrame, by: list[str], subset: list[str]) -> pd.Dat
     table = pa.table({f"k{i}": k for i, k in enumerate(keys)})
     order = pc.sort_indices(table, sort_keys=[(f"k{i}", "ascending", "at_end") for i in range(len(keys))])
     ordered = frame.take(order.to_numpy())
-    starts = _run_starts([keys[i].take(order) for i in range(len(subset))])
+    starts = run_starts(*[keys[i].take(order) for i in range(len(subset))])
     last = np.append(starts[1:], True) if len(starts) else starts  # a row is kept when the next one starts a run
     return ordered[last]
+
+
+def column_array(series: pd.Series) -> pa.Array:
+    """The Arrow strings behind an Arrow-backed string column (no copy; check with ``is_arrow_strings``)."""
+    array = _string_array(series)
+    if array is None:
+        raise TypeError(f"column {series.name!r} is not Arrow-backed strings")
+    return array
+
+
+def key_positions(left: pd.DataFrame, right: pd.DataFrame, on: list[str]) -> pa.Array | None:
+    """For each ``left`` row, the position of the ``right`` row with the same ``on`` key (null: none). None when a key
+    column is not Arrow strings on both sides or ``right``'s key repeats (then a join is needed, not a lookup)."""
+    return _key_positions([_string_array(left[k]) for k in on], [_string_array(right[k]) for k in on])
+
+
+def key_positions_arrays(left: list[pa.Array], right: list[pa.Array]) -> pa.Array | None:
+    """``key_positions`` on Arrow string arrays."""
+    return _key_positions(list(left), list(right))
 
 
 def _key_positions(left: list[pa.Array | None], right: list[pa.Array | None]) -> pa.Array | None:
@@ -166,10 +231,11 @@ def _key_positions(left: list[pa.Array | None], right: list[pa.Array | None]) ->
     if any(a is None for a in left + right):
         return None
     if len(left) == 1:
-        left_key, right_key = left[0], right[0]
+        left_key, right_key = _same_type(left[0], right[0])
     else:  # several key columns: code each column by the right side's distinct values, combine into one int64
         left_key = right_key = None
         for lcol, rcol in zip(left, right):
+            lcol, rcol = _same_type(lcol, rcol)
             distinct = pc.unique(rcol)
             lcode = pc.index_in(lcol, value_set=distinct).cast(pa.int64())
             rcode = pc.index_in(rcol, value_set=distinct).cast(pa.int64())
@@ -196,7 +262,16 @@ def _string_array(values) -> pa.Array | None:
     array = pa.array(values.array)
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
+    # pandas holds large_string; Arrow hashes (group_by: 5x) and sorts (1.3x) plain string faster, and the cast
+    # only rewrites the offsets
     return array.cast(pa.string()) if array.type != pa.string() else array
+
+
+def _same_type(left: pa.Array, right: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """Hash lookups need one string type on both sides: large_string unless both already agree."""
+    if left.type == right.type:
+        return left, right
+    return left.cast(pa.large_string()), right.cast(pa.large_string())
 
 
 def _python_strings(values) -> pa.Array | None:
@@ -205,14 +280,27 @@ def _python_strings(values) -> pa.Array | None:
     return pa.array(list(values), type=pa.string())
 
 
-def _may_hold_line_break(array: pa.Array) -> bool:
-    """Whether the string data holds a CR or LF byte (memchr over the raw buffer; it may see bytes outside a
-    slice, which only costs the regex pass)."""
+_VISIBLE_ASCII = bytes(range(0x21, 0x7F))
+
+
+def _value_bytes(array: pa.Array) -> bytes:
+    """The UTF-8 data of the array's values, back to back (one copy of the data buffer's used range)."""
     data = array.buffers()[2]
-    if data is None:
-        return False
-    raw = data.to_pybytes()
+    if data is None or not len(array):
+        return b""
+    offsets = np.frombuffer(array.buffers()[1], dtype=np.int64 if pa.types.is_large_string(array.type) else np.int32)
+    return memoryview(data)[offsets[array.offset]:offsets[array.offset + len(array)]].tobytes()
+
+
+def _may_hold_line_break(array: pa.Array) -> bool:
+    """Whether a value holds a CR or LF byte (a byte search over the values' data)."""
+    raw = _value_bytes(array)
     return b"\n" in raw or b"\r" in raw
+
+
+def _only_visible_ascii(array: pa.Array) -> bool:
+    """Whether every value is printable ASCII without spaces (deleting those bytes leaves nothing)."""
+    return not _value_bytes(array).translate(None, _VISIBLE_ASCII)
 
 
 def clean_text(series: pd.Series) -> tuple[pd.Series, int]:
@@ -228,6 +316,8 @@ def clean_text_arrow(series: pd.Series) -> tuple[pa.Array, int]:
     """``clean_text`` as Arrow strings: the kernels pandas' ``str.replace``/``str.strip`` use on Arrow data
     (``replace_substring_regex``, ``utf8_trim_whitespace``), the regex only on a column holding a line break."""
     array = _string_array(series.astype("string"))
+    if _only_visible_ascii(array):  # ids, codes, dates: no whitespace at all, so nothing to trim or replace
+        return array, 0
     cleaned = array
     if _may_hold_line_break(array):
         cleaned = pc.replace_substring_regex(cleaned, LINE_BREAKS, " ")

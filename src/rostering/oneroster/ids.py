@@ -9,6 +9,8 @@ created by that mapping (or by SIS keys differing only in case) stops the run in
 from __future__ import annotations
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 _NOT_GUID = r"[^0-9A-Za-z.\-_/@]"
 
@@ -43,4 +45,8 @@ def user_id(key: pd.Series, prefix: str) -> pd.Series:
 
 def enrollment_id(class_sourced_id: pd.Series, user_sourced_id: pd.Series, begin_date: pd.Series) -> pd.Series:
     """Class + user + begin date: a re-entry into the same class is a new enrollment, not a changed one."""
-    return "e-" + class_sourced_id + "-" + user_sourced_id + "-" + begin_date.astype("string").str.replace("-", "")
+    parts = [pa.array(part.astype("string").array) for part in (class_sourced_id, user_sourced_id, begin_date)]
+    parts[2] = pc.replace_substring(parts[2], "-", "")
+    # one pass over two million rows instead of five intermediate columns; a missing part gives a missing id
+    joined = pc.binary_join_element_wise(pa.scalar("e", parts[0].type), *parts, pa.scalar("-", parts[0].type))
+    return pd.Series(pd.arrays.ArrowStringArray(joined), index=class_sourced_id.index).astype("string")

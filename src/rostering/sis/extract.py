@@ -10,11 +10,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import re
-import tempfile
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -31,7 +33,10 @@ CHUNK_ROWS = 250_000
 EXTRACT_CONNECTIONS = 2  # PostgreSQL: snapshot queries read side by side (the workers have two cores)
 LARGEST_FIRST = ("section_enrollments", "students", "school_enrollments", "student_programs")  # start these first
 SNAPSHOT_META = "snapshot.json"
-REJECTED = "rejected.csv"  # SIS records the checks removed: file, row, SIS key, column, rule (no values)
+REJECTED = "rejected.csv"
+# The snapshot lives for one run and is read by every task of it: without dictionary encoding it is written and read
+# about twice as fast (mostly ids, which do not repeat); snappy keeps it small.
+PARQUET_OPTIONS = {"use_dictionary": False, "compression": "snappy"}  # SIS records the checks removed: file, row, SIS key, column, rule (no values)
 
 
 @dataclass(frozen=True)
@@ -84,12 +89,12 @@ def _read_generic(conn: sa.Connection, sql: str, params: dict, target: Path) -> 
     try:
         for chunk in pd.read_sql(sa.text(sql), conn, params=params, chunksize=CHUNK_ROWS, coerce_float=False):
             table = _typed(chunk)
-            writer = writer or pq.ParquetWriter(target, table.schema)
+            writer = writer or pq.ParquetWriter(target, table.schema, **PARQUET_OPTIONS)
             writer.write_table(table)
             rows += table.num_rows
         if writer is None:  # no rows: still write a typed, empty file
             columns = list(conn.execute(sa.text(sql), params).keys())
-            pq.write_table(_arrow_schema(columns).empty_table(), target)
+            pq.write_table(_arrow_schema(columns).empty_table(), target, **PARQUET_OPTIONS)
     finally:
         if writer is not None:
             writer.close()
@@ -100,28 +105,63 @@ _NAMED_PARAM = re.compile(r"(?<![:\w]):(\w+)")
 
 
 def _read_postgres(engine: sa.Engine, sql: str, params: dict, target: Path) -> pa.Table:
+    """One snapshot query through ``COPY … TO STDOUT``, parsed by pyarrow *while* PostgreSQL still sends it (a pipe
+    between the COPY and the CSV reader), then written as Parquet."""
     raw = engine.raw_connection()
     try:
         with raw.cursor() as cursor:
             bound = cursor.mogrify(_NAMED_PARAM.sub(r"%(\1)s", sql.replace("%", "%%")), params).decode()
-            with tempfile.TemporaryFile() as buffer:
-                cursor.copy_expert(f"COPY ({bound}) TO STDOUT WITH (FORMAT csv, HEADER true)", buffer)
-                buffer.seek(0)
-                header = buffer.readline().decode().rstrip("\r\n").split(",")
-                buffer.seek(0)
-                schema = _arrow_schema(header)
-                table = pacsv.read_csv(
-                    buffer,
-                    convert_options=pacsv.ConvertOptions(
-                        column_types=schema, strings_can_be_null=True, quoted_strings_can_be_null=False
-                    ),
-                    read_options=pacsv.ReadOptions(block_size=64 << 20),
-                )
-        table = table.cast(schema)
-        pq.write_table(table, target)
+            table = _stream_copy(cursor, f"COPY ({bound}) TO STDOUT WITH (FORMAT csv, HEADER true)")
+        pq.write_table(table, target, **PARQUET_OPTIONS)
         return table
     finally:
         raw.close()
+
+
+def _stream_copy(cursor: Any, copy_sql: str) -> pa.Table:
+    """Run ``copy_sql`` on a thread writing into a pipe; read the CSV from the other end as it arrives."""
+    read_fd, write_fd = os.pipe()
+    source, sink = os.fdopen(read_fd, "rb", buffering=1 << 20), os.fdopen(write_fd, "wb", buffering=1 << 20)
+    failed: list[BaseException] = []
+
+    def copy_out() -> None:
+        try:
+            cursor.copy_expert(copy_sql, sink)
+        except BaseException as error:  # noqa: BLE001 - re-raised by the reading thread below
+            failed.append(error)
+        finally:
+            try:
+                sink.close()  # end of the stream for the reader
+            except OSError:
+                pass  # the reader stopped first (it raises its own error)
+
+    writer = threading.Thread(target=copy_out, name="snapshot-copy", daemon=True)
+    writer.start()
+    try:
+        header = source.readline().decode().rstrip("\r\n").split(",")
+        schema = _arrow_schema(header)
+        if not source.peek(1):
+            table = schema.empty_table()
+        else:
+            reader = pacsv.open_csv(
+                source,
+                read_options=pacsv.ReadOptions(column_names=header, block_size=16 << 20),
+                convert_options=pacsv.ConvertOptions(
+                    column_types=schema, strings_can_be_null=True, quoted_strings_can_be_null=False
+                ),
+            )
+            table = reader.read_all()
+    except BaseException:
+        source.close()  # a COPY still writing gets EPIPE and stops
+        writer.join()
+        if failed:
+            raise failed[0]
+        raise
+    source.close()
+    writer.join()
+    if failed:
+        raise failed[0]
+    return table.cast(schema)
 
 
 def _read_postgres_all(engine: sa.Engine, queries: dict[str, str], params: dict, out_dir: Path) -> dict[str, tuple]:
@@ -185,7 +225,8 @@ def _check_snapshot_file(name: str, path: Path, table: pa.Table | None = None) -
     result = check_table(name, table.to_pandas(types_mapper=pd.ArrowDtype))
     if not len(result.rejected):
         return None, table.num_rows
-    pq.write_table(pa.Table.from_pandas(result.clean, preserve_index=False).cast(table.schema), path)
+    pq.write_table(pa.Table.from_pandas(result.clean, preserve_index=False).cast(table.schema), path,
+                   **PARQUET_OPTIONS)
     return result.rejected, len(result.clean)
 
 

@@ -109,8 +109,7 @@ def _locate_bad_rows(text: str, column_count: int) -> list[int]:
 
 def _row_lines(table: pa.Table, data: bytes) -> np.ndarray | None:
     """Line number of each row when some field holds a line break; None when every row is one line (the norm)."""
-    terminators = data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
-    if terminators <= table.num_rows + 1:
+    if not any(_holds_line_break(column) for column in table.columns):
         return None
     extra = np.zeros(table.num_rows, dtype=np.int64)
     for column in table.columns:
@@ -120,6 +119,19 @@ def _row_lines(table: pa.Table, data: bytes) -> np.ndarray | None:
         return None
     before = np.concatenate(([0], np.cumsum(extra)[:-1]))
     return np.arange(table.num_rows, dtype=np.int64) + 2 + before
+
+
+def _holds_line_break(column: pa.ChunkedArray) -> bool:
+    """Whether a value of the column contains CR or LF (a byte search over the values' data, no copy per value)."""
+    for chunk in column.chunks:
+        data = chunk.buffers()[2]
+        if data is None or not len(chunk):
+            continue
+        offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int64 if pa.types.is_large_string(chunk.type) else np.int32)
+        raw = memoryview(data)[offsets[chunk.offset]:offsets[chunk.offset + len(chunk)]].tobytes()
+        if b"\n" in raw or b"\r" in raw:
+            return True
+    return False
 
 
 def _has_data_after(data: bytes, offset: int) -> bool:
