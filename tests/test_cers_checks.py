@@ -109,3 +109,33 @@ def test_reports_never_carry_values(tmp_path):
     assert not report.ok
     for value in ("100000001", "secret.teacher", "19647330000001", "G1"):
         assert value not in text
+
+
+def test_files_checked_together_give_each_files_own_findings(tmp_path):
+    """All files' rows are checked in one pass: a file's findings (rules, columns, its own line numbers, counts,
+    order) are exactly those of the file checked alone; runs, duplicates and groups never span two files."""
+    one = write(tmp_path, [*GOOD[:3], *GOOD[5:], *GOOD[3:5], "G1,19647330000001,2027,,1000000001,"], name="a.csv")
+    two = write(tmp_path, ["X1,19647330000009,2027,Math,,", "X1,19647330000009,2027,,100000001,",
+                           "x1,19647330000009,2027,,1000000005,", "X1,19647330000009,2027,ELA,,"], name="b.csv")
+    clean = write(tmp_path, ["Y1,19647330000001,2027,ELA,,", "Y1,19647330000001,2027,,1000000001,"], name="c.csv")
+    # c.csv has a.csv's first school again and one of its students: no finding, as files are checked one by one
+    together = validate_files([one, two, clean]).findings
+    alone = [f for path in (one, two, clean) for f in validate_files([path]).findings]
+    assert together == alone
+    assert {f.file for f in together} == {"a.csv", "b.csv"}
+    assert [(f.file, f.rule, f.rows) for f in together if f.rule in ("student_ssid", "duplicate_student")] == [
+        ("a.csv", "duplicate_student", (9,)), ("b.csv", "student_ssid", (3,))]
+
+
+def test_structural_findings_keep_their_place_among_several_files(tmp_path):
+    paths = [write(tmp_path, GOOD[:3], name="a.csv"),
+             write(tmp_path, ['G9,19647330000005,2027,Math,,"a\nb@x.org"'], name="b.csv"),
+             write(tmp_path, [*GOOD[5:], "G9,19647330000006,2027,Math,,,extra"], name="c.csv"),
+             write(tmp_path, ['"G,1",19647330000007,2027,Math,,', "G2,19647330000007,2027,,1000000002,"],
+                   name="d.csv")]
+    report = validate_files(paths)
+    assert [(f.file, f.rule, f.rows) for f in report.findings] == [
+        ("b.csv", "line_break_in_value", (2,)), ("c.csv", "malformed_csv", (4,)),
+        ("d.csv", "group_name_characters", (2,)), ("d.csv", "subject_stated_once", (3,))]
+    assert report.files == {"a.csv": 3, "b.csv": 0, "c.csv": 0, "d.csv": 2}
+    assert report.findings == [f for path in paths for f in validate_files([path]).findings]

@@ -45,10 +45,14 @@ school collides with it; truncation never produces two equal names (rule 4 runs 
 from __future__ import annotations
 
 import hashlib
+import operator
+from functools import reduce
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 HASH_LENGTH = 4
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -83,10 +87,14 @@ SOURCE_COLUMNS = ("prefix", "school_year", "school_number", "last_name", "first_
 
 
 def fold(series: pd.Series) -> pd.Series:
-    """ASCII letters and digits only (vectorised): NFKD, drop non-ASCII, drop every other character."""
-    text = series.astype("string").fillna("")
-    ascii_text = text.str.normalize("NFKD").str.encode("ascii", errors="ignore").str.decode("ascii")
-    return ascii_text.str.replace(r"[^A-Za-z0-9]", "", regex=True).astype("string")
+    """ASCII letters and digits only (vectorised): NFKD, drop non-ASCII, drop every other character.
+
+    In Arrow: dropping non-ASCII and then non-alphanumerics is dropping everything but ``[A-Za-z0-9]`` (pandas'
+    encode/decode round trip made a Python object of every value).
+    """
+    text = pa.array(series.astype("string").fillna("").array)
+    folded = pc.replace_substring_regex(pc.utf8_normalize(text, "NFKD"), r"[^A-Za-z0-9]", "")
+    return pd.Series(pd.arrays.ArrowStringArray(folded), index=series.index, name=series.name).astype("string")
 
 
 def identity_hash(identity: str, salt: int = 0) -> str:
@@ -146,15 +154,26 @@ def assign_names(groups: pd.DataFrame, *, max_length: int) -> pd.Series:
     numbered = groups["pattern"].isin(ALWAYS_NUMBERED) | (part > 1)
     suffix = pd.Series(np.where(numbered, part.astype(str), ""), index=groups.index)
 
-    # One Python step per group part (never per student): fitting is string surgery on a handful of components.
-    records = components.to_dict("records")
+    # Most names fit as they are: their concatenation is vectorised. Only a name that is too long takes a Python
+    # step (``fit``: string surgery on a handful of components), as does a name made again after a collision.
+    columns = {c: components[c].tolist() for c in components.columns}
     patterns = groups["pattern"].tolist()
     suffixes = suffix.tolist()
     identities = groups["identity"].astype(str).tolist()
-    natural = [
-        fit(rec, COMPONENTS[pat], SHRINK[pat], max_length - len(suf)) + suf
-        for rec, pat, suf in zip(records, patterns, suffixes)
-    ]
+
+    def record(i: int) -> dict[str, str]:
+        return {c: columns[c][i] for c in COMPONENTS[patterns[i]]}
+
+    joined = pd.Series(pd.NA, index=groups.index, dtype="string")
+    for pattern, order in COMPONENTS.items():
+        rows = (groups["pattern"] == pattern).to_numpy()
+        if rows.any():
+            joined[rows] = reduce(operator.add, [components.loc[rows, c].astype("string") for c in order])
+    fits = (joined.str.len() <= max_length - suffix.str.len()).fillna(False).to_numpy(dtype=bool)
+    natural = (joined.fillna("") + suffix).tolist()
+    for i in np.flatnonzero(~fits):
+        natural[i] = fit(record(i), COMPONENTS[patterns[i]], SHRINK[patterns[i]], max_length - len(suffixes[i])) \
+            + suffixes[i]
     salts: dict[str, int | None] = {}
     names = list(natural)
     schools = groups["school_id"].astype(str).tolist()
@@ -168,8 +187,8 @@ def assign_names(groups: pd.DataFrame, *, max_length: int) -> pd.Series:
             salts[identity] = 0 if salts.get(identity) is None else salts[identity] + 1
         names = [
             name if salts.get(ident) is None else
-            fit(rec, COMPONENTS[pat], SHRINK[pat], max_length - len(suf) - HASH_LENGTH)
+            fit(record(i), COMPONENTS[pat], SHRINK[pat], max_length - len(suf) - HASH_LENGTH)
             + identity_hash(ident, salts[ident]) + suf
-            for name, rec, pat, suf, ident in zip(natural, records, patterns, suffixes, identities)
+            for i, (name, pat, suf, ident) in enumerate(zip(natural, patterns, suffixes, identities))
         ]
     raise RuntimeError("could not make CERS group names unique per school")  # pragma: no cover - 64 hash draws

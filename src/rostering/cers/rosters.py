@@ -42,10 +42,13 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
+from rostering.cers.columns import equal_codes, first_rows, pair_codes, strings
 from rostering.cers.profiles import CersProfile
 from rostering.cers.spec import TEACHING_ROLES
+from rostering.frames import isin, merge_unique
 
 HOMEROOM = "homeroom"
 GROUP_COLUMNS = ("group_id", "school_id", "subject_code", "pattern", "prefix", "last_name", "first_name",
@@ -74,8 +77,8 @@ class RosterContext:
             on="course_id", how="left",
         )
         section_staff = read("section_staff")
-        teaching = section_staff[section_staff["staff_role"].isin(TEACHING_ROLES)
-                                 & section_staff["section_id"].isin(sections["section_id"])]
+        teaching = section_staff[isin(section_staff["staff_role"], TEACHING_ROLES)
+                                 & isin(section_staff["section_id"], sections["section_id"])]
         teaching = teaching.sort_values(["section_id", "staff_id", "start_date"], kind="stable")
         teaching = teaching.drop_duplicates(["section_id", "staff_id"])[["section_id", "staff_id", "staff_role",
                                                                           "start_date"]]
@@ -84,8 +87,8 @@ class RosterContext:
         named = ranked.drop_duplicates("section_id")[["section_id", "staff_id"]].rename(
             columns={"staff_id": "teacher_id"})
         return cls(
-            eligible=eligible, sections=sections, memberships=memberships.merge(
-                sections[["section_id"]], on="section_id"),
+            eligible=eligible, sections=sections, memberships=merge_unique(memberships, sections[["section_id"]],
+                                                                           "section_id"),
             teaching=teaching.reset_index(drop=True), named_teacher=named.reset_index(drop=True),
             staff=read("staff"), student_groups=read("student_groups"),
             student_group_members=read("student_group_members"),
@@ -114,12 +117,18 @@ def build_roster(ctx: RosterContext, profile: CersProfile, schools: tuple[str, .
     for column in GROUP_COLUMNS:
         if column not in groups:
             groups[column] = pd.NA
+    members = members[["group_id", "student_id", "ssid"]]
     return RosterGroups(groups[list(GROUP_COLUMNS)].reset_index(drop=True),
-                        members[["group_id", "student_id", "ssid"]].drop_duplicates(["group_id", "student_id"]),
+                        members[_first_of_pairs(members["group_id"], members["student_id"])],
                         users[["group_id", "staff_id"]].dropna().drop_duplicates(), counts)
 
 
 # -- helpers -----------------------------------------------------------------------------------------------------
+
+
+def _first_of_pairs(a: pd.Series, b: pd.Series) -> np.ndarray:
+    """``~duplicated([a, b])`` for a million members, on integer codes of the two columns."""
+    return first_rows(pair_codes(*equal_codes(strings(a)), *equal_codes(strings(b))))
 
 
 def _key(*parts: pd.Series | str) -> pd.Series:
@@ -133,7 +142,7 @@ def _key(*parts: pd.Series | str) -> pd.Series:
 
 def _subject_sections(sections: pd.DataFrame, subject: str) -> pd.DataFrame:
     if subject in ("ELA", "Math"):
-        return sections[sections["subject_code"].isin([subject, "All"])]
+        return sections[isin(sections["subject_code"], [subject, "All"])]
     return sections
 
 
@@ -163,7 +172,7 @@ def _class_groups(ctx: RosterContext, sections: pd.DataFrame, key: list[str], pr
     groups = groups.assign(subject_code=groups["group_id"].map(_group_subject(sections, profile.subject)),
                            fallback_id=groups["teacher_id"])
     link = sections[["section_id", "group_id"]]
-    members = ctx.memberships.merge(link, on="section_id")
+    members = merge_unique(ctx.memberships, link, "section_id")
     users = ctx.teaching[["section_id", "staff_id"]].merge(link, on="section_id")
     return groups, members, users
 
@@ -179,18 +188,18 @@ def _named_sections(ctx: RosterContext, sections: pd.DataFrame, counts: Counter)
 
 
 def _master_schedule(ctx, profile: CersProfile, schools, counts):
-    sections = _subject_sections(ctx.sections[ctx.sections["school_id"].isin(schools)], profile.subject)
+    sections = _subject_sections(ctx.sections[isin(ctx.sections["school_id"], schools)], profile.subject)
     for column, key in (("department", "departments"), ("subject_area", "subject_areas"),
                         ("course_number", "courses")):
         wanted = profile.filter_values(key)
         if wanted:
-            sections = sections[sections[column].isin(wanted)]
+            sections = sections[isin(sections[column], wanted)]
     if profile.primary_classes_only:
         sections = sections[sections["class_type"] == HOMEROOM]
     teachers = profile.filter_values("teachers")
     if teachers:
-        taught = ctx.teaching.loc[ctx.teaching["staff_id"].isin(teachers), "section_id"]
-        sections = sections[sections["section_id"].isin(taught)]
+        taught = ctx.teaching.loc[isin(ctx.teaching["staff_id"], teachers), "section_id"]
+        sections = sections[isin(sections["section_id"], taught)]
     sections = _named_sections(ctx, sections, counts)
     key = {
         "powerschool": ["section_id"],
@@ -202,24 +211,24 @@ def _master_schedule(ctx, profile: CersProfile, schools, counts):
 
 
 def _elementary_teachers(ctx, profile: CersProfile, schools, counts):
-    sections = _subject_sections(ctx.sections[ctx.sections["school_id"].isin(schools)], profile.subject)
+    sections = _subject_sections(ctx.sections[isin(ctx.sections["school_id"], schools)], profile.subject)
     sections = _named_sections(ctx, sections[sections["class_type"] == HOMEROOM], counts)
     teachers = profile.filter_values("teachers")
     if teachers:
-        sections = sections[sections["teacher_id"].isin(teachers)]
+        sections = sections[isin(sections["teacher_id"], teachers)]
     return _class_groups(ctx, sections, ["teacher_id"], profile, "teacher")
 
 
 def _grade_level(ctx, profile: CersProfile, schools, counts):
-    students = ctx.eligible[ctx.eligible["school_id"].isin(schools)]
+    students = ctx.eligible[isin(ctx.eligible["school_id"], schools)]
     grades = profile.filter_values("grades")
     if grades:
-        students = students[students["grade_level"].isin(grades)]
+        students = students[isin(students["grade_level"], grades)]
     students = students.assign(group_id=_key(profile.name, "grade", students["school_id"], students["grade_level"]))
     groups = students.drop_duplicates("group_id")[["group_id", "school_id", "grade_level"]].assign(
         subject_code=profile.subject)
     homerooms = ctx.sections.loc[ctx.sections["class_type"] == HOMEROOM, ["section_id", "school_id"]]
-    in_homeroom = ctx.memberships[["student_id", "section_id"]].merge(homerooms, on="section_id")
+    in_homeroom = merge_unique(ctx.memberships[["student_id", "section_id"]], homerooms, "section_id")
     classes = students[["group_id", "student_id", "school_id"]].merge(in_homeroom, on=["student_id", "school_id"])
     users = classes[["group_id", "section_id"]].drop_duplicates().merge(
         ctx.teaching[["section_id", "staff_id"]], on="section_id")
@@ -227,11 +236,11 @@ def _grade_level(ctx, profile: CersProfile, schools, counts):
 
 
 def _counselor(ctx, profile: CersProfile, schools, counts):
-    students = ctx.eligible[ctx.eligible["school_id"].isin(schools) & ctx.eligible["counselor_staff_id"].notna()]
+    students = ctx.eligible[isin(ctx.eligible["school_id"], schools) & ctx.eligible["counselor_staff_id"].notna()]
     counselors = profile.filter_values("counselors")
     if counselors:
-        students = students[students["counselor_staff_id"].isin(counselors)]
-    active = students["counselor_staff_id"].isin(ctx.staff["staff_id"])
+        students = students[isin(students["counselor_staff_id"], counselors)]
+    active = isin(students["counselor_staff_id"], ctx.staff["staff_id"])
     students = students.assign(group_id=_key(profile.name, "counselor", students["school_id"],
                                              students["counselor_staff_id"]))
     counts["group.counselor_not_active"] += int(students.loc[~active, "group_id"].nunique())
@@ -244,15 +253,15 @@ def _counselor(ctx, profile: CersProfile, schools, counts):
 
 
 def _student_group(ctx, profile: CersProfile, schools, counts):
-    sis_groups = ctx.student_groups[ctx.student_groups["school_id"].isin(schools)]
+    sis_groups = ctx.student_groups[isin(ctx.student_groups["school_id"], schools)]
     codes = profile.filter_values("groups")
     if codes:
-        sis_groups = sis_groups[sis_groups["group_code"].isin(codes)]
+        sis_groups = sis_groups[isin(sis_groups["group_code"], codes)]
     sis_groups = sis_groups.assign(group_id=_key(profile.name, "group", sis_groups["school_id"],
                                                  sis_groups["student_group_id"]))
     members = ctx.student_group_members.merge(sis_groups[["student_group_id", "school_id", "group_id"]],
                                               on="student_group_id")
-    members = members.merge(ctx.eligible[["student_id", "school_id", "ssid"]], on=["student_id", "school_id"])
+    members = merge_unique(members, ctx.eligible[["student_id", "school_id", "ssid"]], ["student_id", "school_id"])
     groups = sis_groups[["group_id", "school_id", "group_code", "student_group_id", "owner_staff_id"]].assign(
         subject_code=profile.subject, fallback_id=sis_groups["student_group_id"])
     users = groups[["group_id", "owner_staff_id"]].rename(columns={"owner_staff_id": "staff_id"})

@@ -34,8 +34,12 @@ from typing import Callable, Iterable
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
+from rostering.cers.columns import dense_ranks, equal_codes, first_rows, lookup, pair_codes, stable_order, strings
 from rostering.cers.spec import CAASPP_SUBJECTS, CDS_CODE, EMAIL, SSID
+from rostering.frames import isin, merge_unique
 
 Reader = Callable[[str], pd.DataFrame]
 
@@ -72,62 +76,100 @@ def qualifying_sections(sections: pd.DataFrame) -> pd.DataFrame:
 
 
 def select_students(read: Reader, schools_in_scope: Iterable[str]) -> Selection:
-    """Apply the rules to every active enrollment at ``schools_in_scope``; count what is left out, by reason."""
+    """Apply the rules to every active enrollment at ``schools_in_scope``; count what is left out, by reason.
+
+    Joins are Arrow hash lookups (frames.isin / merge_unique) and ids are integer codes (rostering.cers.columns):
+    pandas' joins, sorts and de-duplications of a million strings were most of the build's time.
+    """
     scope = set(schools_in_scope)
     students = read("students")
     schools = read("schools")
     enrollments = read("school_enrollments")
-    enrollments = enrollments[enrollments["school_id"].isin(scope)]
+    enrollments = enrollments[isin(enrollments["school_id"], scope)]
 
     sections = qualifying_sections(read("sections"))
-    sections = sections[sections["school_id"].isin(scope)]
-    section_enrollments = read("section_enrollments")
-    in_qualifying = section_enrollments[["student_id", "section_id"]].merge(
-        sections[["section_id", "school_id"]], on="section_id"
-    )
-    has_section = in_qualifying[["student_id", "school_id"]].drop_duplicates().assign(_has_section=True)
+    sections = sections[isin(sections["school_id"], scope)]
+    in_qualifying = _enrollments_in(read("section_enrollments"), sections)
 
     ssid = _text(students["ssid"])
-    shared = ssid.notna() & (ssid != "") & ssid.duplicated(keep=False)
+    shared = _shared(ssid)
     people = students[["student_id", "grade_level", "counselor_staff_id"]].assign(
         ssid=ssid, _student_excluded=students["excluded_from_state_reporting"].fillna(0).astype(int) == 1,
         _shared=shared,
     )
-    frame = (
-        enrollments[["student_id", "school_id", "enrollment_status", "excluded_from_state_reporting"]]
-        .rename(columns={"excluded_from_state_reporting": "_enrollment_excluded"})
-        .merge(people, on="student_id")
-        .merge(schools[["school_id", "cds_code", "excluded_from_state_reporting"]]
-               .rename(columns={"excluded_from_state_reporting": "_school_excluded"}), on="school_id")
-        .merge(has_section, on=["student_id", "school_id"], how="left")
-    )
+    frame = merge_unique(
+        merge_unique(enrollments[["student_id", "school_id", "enrollment_status", "excluded_from_state_reporting"]]
+                     .rename(columns={"excluded_from_state_reporting": "_enrollment_excluded"}), people, "student_id"),
+        schools[["school_id", "excluded_from_state_reporting"]]
+        .rename(columns={"excluded_from_state_reporting": "_school_excluded"})
+        .assign(_bad_cds=~_text(schools["cds_code"]).fillna("").str.match(CDS_CODE.pattern)), "school_id",
+    )  # (the CDS code rule is decided per school, not per enrollment)
+    # (student, school) of every enrollment and of every qualifying section enrollment as one integer (the same
+    # integer for the same pair in both), so the lookups below hash integers, not strings.
+    students_of = equal_codes(strings(frame["student_id"]), strings(in_qualifying["student_id"]))
+    schools_of = equal_codes(strings(frame["school_id"]), strings(in_qualifying["school_id"]))
+    pair, section_pair = np.split(pair_codes(np.concatenate(students_of), np.concatenate(schools_of)), [len(frame)])
+    has_section = pd.Series(pair).isin(section_pair).to_numpy()  # (pandas hashes integers fastest)
     conditions = [
         frame["_student_excluded"],
         frame["_enrollment_excluded"].fillna(0).astype(int) == 1,
         frame["_school_excluded"].fillna(0).astype(int) == 1,
-        ~_text(frame["cds_code"]).fillna("").str.match(CDS_CODE.pattern),
+        frame["_bad_cds"],
         frame["ssid"].isna() | (frame["ssid"] == ""),
         ~frame["ssid"].fillna("").str.match(SSID.pattern),
         frame["_shared"].astype(bool),
         _text(frame["enrollment_status"]).fillna("") != PRIMARY_STATUS,
-        frame["_has_section"].isna(),
+        ~has_section,
     ]
     passed = len(RULES)
-    frame["_rule"] = np.select([np.asarray(c, dtype=bool) for c in conditions], list(range(len(RULES))),
-                               default=passed)
-    # Several stints at one school: keep the stint that gets furthest (a passing one if any).
-    best = frame.sort_values(["student_id", "school_id", "_rule"], kind="stable").drop_duplicates(
-        ["student_id", "school_id"], keep="last"
-    )
-    failed = best[best["_rule"] < passed]
-    excluded = Counter({RULES[i]: int(n) for i, n in failed["_rule"].value_counts().items()})
-    eligible = best[best["_rule"] == passed][["student_id", "school_id", "ssid", "grade_level", "counselor_staff_id"]]
+    rule = np.select([np.asarray(c, dtype=bool) for c in conditions], list(range(len(RULES))), default=passed)
+    # Several stints at one school: keep the stint that gets furthest (a passing one if any): the last row of each
+    # (student, school) after a stable sort by student, school, rule -- sort_values + drop_duplicates(keep="last").
+    rank = dense_ranks(strings(frame["student_id"]), strings(frame["school_id"]))
+    order = stable_order(rank, rule)
+    last = np.ones(len(order), dtype=bool)
+    last[:-1] = rank[order][1:] != rank[order][:-1]
+    order = order[last]
+    best, best_rule = frame.take(order), rule[order]
+    failed, counts = np.unique(best_rule[best_rule < passed], return_counts=True)
+    excluded = Counter({RULES[i]: int(n) for i, n in zip(failed, counts)})
+    eligible = best[best_rule == passed][["student_id", "school_id", "ssid", "grade_level", "counselor_staff_id"]]
     eligible = eligible.reset_index(drop=True)
 
-    memberships = in_qualifying.merge(eligible[["student_id", "school_id", "ssid"]], on=["student_id", "school_id"])
-    memberships = memberships.drop_duplicates(["student_id", "section_id"]).reset_index(drop=True)
+    # eligible students' enrollments in qualifying sections (the merge on the pair), once per student and section
+    at = pd.Index(pair[order][best_rule == passed]).get_indexer(section_pair)  # eligible pairs are unique
+    found = at >= 0
+    memberships = in_qualifying[found].reset_index(drop=True)
+    memberships["ssid"] = eligible["ssid"].take(at[found]).reset_index(drop=True)
+    sections_of = equal_codes(strings(memberships["section_id"]))[0]
+    memberships = memberships[first_rows(pair_codes(students_of[1][found], sections_of))].reset_index(drop=True)
     return Selection(eligible=eligible, sections=sections.reset_index(drop=True), memberships=memberships,
                      excluded=excluded)
+
+
+def _enrollments_in(enrollments: pd.DataFrame, sections: pd.DataFrame) -> pd.DataFrame:
+    """``enrollments[[student_id, section_id]].merge(sections[[section_id, school_id]], on="section_id")``: the
+    section enrollments (two million at XL) in the given sections, with the section's school."""
+    at = lookup(strings(enrollments["section_id"]), strings(sections["section_id"]))
+    if at is None:  # a section id twice: pandas' merge
+        return enrollments[["student_id", "section_id"]].merge(sections[["section_id", "school_id"]], on="section_id")
+    found = at >= 0
+    joined = enrollments.loc[found, ["student_id", "section_id"]].reset_index(drop=True)
+    joined["school_id"] = sections["school_id"].take(at[found]).reset_index(drop=True)
+    return joined
+
+
+def _shared(ssid: pd.Series) -> np.ndarray:
+    """A present, non-blank SSID that another student record has too (``duplicated(keep=False)`` on codes)."""
+    values = strings(ssid)
+    present = _np(pc.and_(pc.is_valid(values), pc.not_equal(pc.fill_null(values, ""), "")))
+    shared = np.zeros(len(values), dtype=bool)
+    shared[present] = pd.Series(equal_codes(values.filter(pa.array(present)))[0]).duplicated(keep=False).to_numpy()
+    return shared
+
+
+def _np(mask: pa.Array) -> np.ndarray:
+    return mask.to_numpy(zero_copy_only=False)
 
 
 def screen_staff(candidates: pd.Series, staff: pd.DataFrame, *, need_seid: bool = False,

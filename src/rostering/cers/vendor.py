@@ -14,16 +14,22 @@ run) and ``consolidate``. Files: ``student_groups_<CDS code>.csv`` per school, o
 """
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from rostering.cers.build import build_groups
+from rostering.cers.build import COLUMNS_READ, build_groups
+from rostering.cers.columns import run_starts
 from rostering.cers.profiles import load_profiles, select_profiles
 from rostering.cers.spec import DEFAULT_GROUP_NAME_MAX_LENGTH, HEADER, MAX_STUDENTS_PER_GROUP
-from rostering.csvio import WrittenFile, sha256_of, write_csv
+from rostering.csvio import EOL, PRIVATE_FILE, WrittenFile, sha256_of
 from rostering.paths import config_dir
 from rostering.vendors.profile import VendorProfile
 
@@ -48,14 +54,56 @@ def school_file(cds_code: str) -> str:
     return f"student_groups_{cds_code}.csv"
 
 
-def write_group_file(rows, path: Path) -> WrittenFile:
+def write_group_file(rows: pd.DataFrame | pa.Table, path: Path) -> WrittenFile:
     """RFC 4180, UTF-8 without BOM, CRLF, owner-only -- and unquoted, exactly like the receiver's own example.
 
     No CERS value may contain a comma, a quote or a line break (names are letters and digits, the rest digits,
     subject codes and e-mail addresses), so nothing needs quoting; pyarrow's ``quoting_style="none"`` refuses to
     write a value that would, so a rule broken upstream fails here instead of producing a file the receiver misreads.
+
+    The bytes of ``rostering.csvio.write_csv(rows, path, HEADER, quoting="none")`` (our header line, then pyarrow's
+    writer), but from an Arrow table: the per-school files are zero-copy slices of one table, where a DataFrame
+    per school cost a pandas -> Arrow conversion each (3.5 s for 746 files at XL).
     """
-    return write_csv(rows, path, HEADER, quoting="none")
+    table = _header_table(rows) if isinstance(rows, pd.DataFrame) else rows.select(list(HEADER))
+    sink = pa.BufferOutputStream()
+    if table.num_rows:
+        pacsv.write_csv(table, sink, pacsv.WriteOptions(include_header=False, eol=EOL, quoting_style="none"))
+    header, body = (",".join(HEADER) + EOL).encode("utf-8"), sink.getvalue()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(header)
+        handle.write(body)
+    os.chmod(path, PRIVATE_FILE)
+    digest = hashlib.sha256(header)
+    digest.update(body)  # the bytes just written (no need to read the file back)
+    return WrittenFile(str(path), table.num_rows, len(header) + body.size, digest.hexdigest())
+
+
+def _header_table(rows: pd.DataFrame) -> pa.Table:
+    """``rows[HEADER]`` as an Arrow table of strings (nulls stay null: written as empty fields)."""
+    table = pa.Table.from_pandas(rows[list(HEADER)].astype("string"), preserve_index=False)
+    return table.cast(pa.schema([(name, pa.string()) for name in HEADER]))
+
+
+def _school_slices(table: pa.Table):
+    """(CDS code, rows) per school of ``table``, whose rows are sorted by school (``build_groups`` sorts them):
+    the ``groupby("school_natural_id", sort=True)`` of the rows, rows without a school left out, as slices."""
+    school = table["school_natural_id"].combine_chunks()
+    bounds = [*np.flatnonzero(run_starts(school)).tolist(), len(school)]
+    for begin, end in zip(bounds[:-1], bounds[1:]):
+        cds_code = school[begin].as_py()
+        if cds_code is not None:
+            yield cds_code, table.slice(begin, end - begin)
+
+
+def _reader(snapshot: "SnapshotInfo"):
+    """``snapshot.read``, reading only the columns the build uses of the largest tables (``COLUMNS_READ``)."""
+    def read(name: str) -> pd.DataFrame:
+        columns = COLUMNS_READ.get(name)
+        return snapshot.read(name) if columns is None else pd.read_parquet(snapshot.path(name), columns=list(columns))
+    return read
 
 
 def build(snapshot: "SnapshotInfo", profile: VendorProfile, out_dir: Path, *, schools: Sequence[str] = (),
@@ -65,7 +113,7 @@ def build(snapshot: "SnapshotInfo", profile: VendorProfile, out_dir: Path, *, sc
     selected = select_profiles(load_profiles(profiles_path(profile)), extra.get("profiles"))
     consolidate = bool(extra.get("consolidate", profile.options.get("consolidate", False)))
     result = build_groups(
-        snapshot.read, selected, school_year=int(snapshot.school_year), schools=schools,
+        _reader(snapshot), selected, school_year=int(snapshot.school_year), schools=schools,
         max_length=max_length(profile),
         max_students=int(profile.options.get("max_students_per_group", MAX_STUDENTS_PER_GROUP)),
     )
@@ -73,11 +121,12 @@ def build(snapshot: "SnapshotInfo", profile: VendorProfile, out_dir: Path, *, sc
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[WrittenFile] = []
     if len(rows):
+        table = _header_table(rows)  # converted once; a school's file is a slice of it
         if consolidate:
-            written.append(write_group_file(rows, out_dir / CONSOLIDATED))
+            written.append(write_group_file(table, out_dir / CONSOLIDATED))
         else:
-            for cds_code, school_rows in rows.groupby("school_natural_id", sort=True):
-                written.append(write_group_file(school_rows, out_dir / school_file(str(cds_code))))
+            for cds_code, school_rows in _school_slices(table):
+                written.append(write_group_file(school_rows, out_dir / school_file(cds_code)))
     files = {Path(f.path).name: f.rows for f in written}
     log.info("CERS: %d group(s) for %d student(s) in %d file(s) from profile(s) %s",
              result.groups, result.students, len(files), ", ".join(p.name for p in selected))
