@@ -84,6 +84,22 @@ def test_diff_of_two_files_hand_worked():
     assert audit.diff_subgroups(current, current, as_of_date="x", compared_with="y").empty
 
 
+def test_diff_aligns_students_by_id_whatever_the_row_order():
+    """Rows in any order, an id given twice (its first row counts), ids after one another's in both files."""
+    previous = pd.DataFrame({"student_id": ["Z", "B", "A", "B"], "ell": ["EO", "EL", "EO", "RFEP"]}, dtype="string")
+    current = pd.DataFrame({"student_id": ["C", "A", "B", "C", "B"], "ell": ["EL", "EO", "RFEP", "EO", "EL"]},
+                           dtype="string")
+    changes = audit.diff_subgroups(previous, current, as_of_date="2026-11-23", compared_with=None)
+    assert changes[["student_id", "change", "old_value", "new_value"]].fillna("").values.tolist() == [
+        ["B", "changed", "EL", "RFEP"],
+        ["C", "student_added", "", "EL"],
+        ["Z", "student_removed", "EO", ""],
+    ]
+    assert changes["compared_with"].isna().all() and (changes.dtypes == "string").all()
+    counts = audit.change_counts(changes.iloc[::-1])  # counted the same in any row order
+    assert (counts["students_added"], counts["students_removed"], counts["values_changed"]) == (1, 1, 1)
+
+
 def test_compare_columns_flags_added_removed_and_reordered():
     assert compare_columns(None, ["student_id", "ell"])["changed"] is False  # the first delivery
     assert compare_columns(["student_id", "ell"], ["student_id", "ell"])["changed"] is False

@@ -24,13 +24,16 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from rostering.csvio import write_csv
+from rostering.subgroups.arrays import TEXT, is_sorted, repeated, run_starts, string_frame, strings, text
 from rostering.subgroups.config import ID_COLUMN
 
 CHANGES_FILE = "subgroup_changes.csv"
@@ -56,79 +59,127 @@ def _all_strings(path: Path) -> dict[str, pa.DataType]:
     return {name: pa.string() for name in header}
 
 
-def _melt(frame: pd.DataFrame, columns: Sequence[str], change: str, value_name: str) -> pd.DataFrame:
-    if frame.empty or not columns:
-        return pd.DataFrame(columns=[ID_COLUMN, "column", "old_value", "new_value", "change"])
-    long = frame[[ID_COLUMN, *columns]].melt(id_vars=ID_COLUMN, var_name="column", value_name=value_name)
-    other = "old_value" if value_name == "new_value" else "new_value"
-    long[other] = pd.Series(pd.NA, index=long.index, dtype="string")
-    long["change"] = change
-    return long
+def _students(current: pd.DataFrame, previous: pd.DataFrame | None) -> tuple[pa.Array, np.ndarray, np.ndarray]:
+    """Every student of either file in id order (missing last), and each one's first row in each file (-1: none).
+
+    One stable sort of both files' ids (the current file's first): a student's rows in the two files end up side by
+    side, the current file's before the previous file's, each file's in its own order.
+    """
+    cur = strings(current[ID_COLUMN])
+    ids = pa.concat_arrays([cur, strings(previous[ID_COLUMN]) if previous is not None else text([])])
+    if is_sorted(ids):  # the first delivery of a file written in id order
+        order, ordered = np.arange(len(ids)), ids
+    else:
+        order = pc.array_sort_indices(ids, null_placement="at_end").to_numpy().astype(np.int64)
+        ordered = ids.take(pa.array(order))
+    starts = run_starts(ordered)  # a student's first sorted row
+    student = np.cumsum(starts) - 1  # each sorted row's student
+    from_cur = order < len(cur)
+    after_cur = np.zeros(len(order), dtype=bool)
+    after_cur[1:] = from_cur[:-1]
+    first_cur = starts & from_cur  # a student's rows from current come first, so its first is the run's first
+    first_prev = ~from_cur & (starts | after_cur)  # ...and its first from previous starts the run or follows those
+    cur_row, prev_row = np.full(int(starts.sum()), -1), np.full(int(starts.sum()), -1)
+    cur_row[student[first_cur]] = order[first_cur]
+    prev_row[student[first_prev]] = order[first_prev] - len(cur)
+    return ordered.filter(pa.array(starts)), cur_row, prev_row
 
 
 def diff_subgroups(previous: pd.DataFrame | None, current: pd.DataFrame, *, as_of_date: str,
                    compared_with: str | None) -> pd.DataFrame:
     """Every change from ``previous`` (the last delivered file, None before the first delivery) to ``current``.
 
-    Vectorised: students are aligned on ``student_id``; common columns compared per column (a loop over
-    configured columns), the changed cells and the added/removed students melted to long rows. Sorted by student,
-    then column position (current columns, then removed ones), so the result is deterministic.
+    Vectorised (Arrow and numpy; the only loop is over the columns): the students of both files (first row per
+    student_id) are laid out as a grid, one row per student in id order, one column per position -- the current
+    columns, then the removed ones. Each cell gets a change kind or none: ``student_added`` (a current column of a
+    student only in ``current``), ``student_removed`` (a previous column of a student only in ``previous``),
+    ``changed`` (a common column whose value differs, blank counting as a value), ``column_added`` /
+    ``column_removed``. Reading the kept cells row by row gives the result sorted by student, then column position,
+    so it is deterministic.
     """
-    cur = current.drop_duplicates(ID_COLUMN).set_index(ID_COLUMN, drop=False).rename_axis("_key")
     cur_columns = [c for c in current.columns if c != ID_COLUMN]
-    if previous is None:
-        prev = pd.DataFrame({ID_COLUMN: pd.Series([], dtype="string")})
-        prev = prev.set_index(ID_COLUMN, drop=False).rename_axis("_key")
-        prev_columns: list[str] = []
-    else:
-        prev = previous.drop_duplicates(ID_COLUMN).set_index(ID_COLUMN, drop=False).rename_axis("_key")
-        prev_columns = [c for c in previous.columns if c != ID_COLUMN]
-    common = [c for c in cur_columns if c in prev_columns]
-    added_columns = [c for c in cur_columns if c not in prev_columns]
+    prev_columns = [c for c in previous.columns if c != ID_COLUMN] if previous is not None else []
     removed_columns = [c for c in prev_columns if c not in cur_columns]
+    positions = [*cur_columns, *removed_columns]
+    students, cur_at, prev_at = _students(current, previous)
+    in_cur, in_prev = cur_at >= 0, prev_at >= 0
+    cur_row, prev_row = pa.array(cur_at, mask=~in_cur), pa.array(prev_at, mask=~in_prev)
 
-    both = cur.index.intersection(prev.index)
-    parts = [
-        _melt(cur.loc[cur.index.difference(prev.index)], cur_columns, "student_added", "new_value"),
-        _melt(prev.loc[prev.index.difference(cur.index)], prev_columns, "student_removed", "old_value"),
-    ]
-    if len(both):
-        now, before = cur.loc[both], prev.loc[both]
-        for column in common:
-            new, old = now[column].astype("string"), before[column].astype("string")
-            flipped = (new.fillna("") != old.fillna("")).to_numpy()
-            if flipped.any():
-                parts.append(pd.DataFrame({ID_COLUMN: now[ID_COLUMN][flipped].to_numpy(), "column": column,
-                                           "old_value": old[flipped].to_numpy(), "new_value": new[flipped].to_numpy(),
-                                           "change": "changed"}))
-        parts.append(_melt(now, added_columns, "column_added", "new_value"))
-        parts.append(_melt(before, removed_columns, "column_removed", "old_value"))
-    parts = [p for p in parts if len(p)]
-    if not parts:
-        changes = pd.DataFrame({c: pd.Series([], dtype="string") for c in CHANGE_COLUMNS})
-    else:
-        changes = pd.concat(parts, ignore_index=True)
-    position = {name: i for i, name in enumerate([*cur_columns, *removed_columns])}
-    changes = changes.assign(_pos=changes["column"].map(position))
-    changes = changes.sort_values([ID_COLUMN, "_pos"], kind="stable").reset_index(drop=True)
-    changes["as_of_date"] = as_of_date
-    changes["compared_with"] = compared_with
-    return changes[list(CHANGE_COLUMNS)].astype("string")
+    m, none = len(students), pa.nulls(len(students), TEXT)
+    kinds = np.full((m, len(positions)), -1, dtype=np.int8)  # index into CHANGE_KINDS, -1: no row
+    old_values, new_values = [], []
+    for p, column in enumerate(positions):
+        new = strings(current[column]).take(cur_row) if column in cur_columns else none
+        old = strings(previous[column]).take(prev_row) if column in prev_columns else none
+        new_values.append(new)
+        old_values.append(old)
+        kind = kinds[:, p]
+        if column in cur_columns:
+            kind[in_cur & ~in_prev] = 0  # student_added
+        if column in prev_columns:
+            kind[in_prev & ~in_cur] = 1  # student_removed
+        both = in_cur & in_prev
+        if column in cur_columns and column in prev_columns:
+            flipped = pc.not_equal(pc.fill_null(new, ""), pc.fill_null(old, "")).to_numpy(zero_copy_only=False)
+            kind[both & flipped] = 2  # changed
+        elif column in cur_columns:
+            kind[both] = 3  # column_added
+        else:
+            kind[both] = 4  # column_removed
+
+    cells = np.flatnonzero(kinds.ravel() >= 0)  # row by row: student order, then column position
+    student, position = cells // max(len(positions), 1), cells % max(len(positions), 1)
+    grid = pa.array(position * m + student)  # the cell in the per-position value arrays, laid end to end
+    n = len(cells)
+    return string_frame({
+        "as_of_date": repeated(None if as_of_date is None else str(as_of_date), n),
+        "compared_with": repeated(None if compared_with is None else str(compared_with), n),
+        ID_COLUMN: students.take(pa.array(student)),
+        "change": text(CHANGE_KINDS).take(pa.array(kinds.ravel()[cells].astype(np.int32))),
+        "column": text(positions).take(pa.array(position)),
+        "old_value": _taken(old_values, grid),
+        "new_value": _taken(new_values, grid),
+    })
+
+
+def _taken(arrays: list[pa.Array], grid: pa.Array) -> pa.Array:
+    """``grid`` positions of the arrays laid end to end."""
+    if all(a.null_count == len(a) for a in arrays):  # e.g. old values at the first delivery
+        return pa.nulls(len(grid), TEXT)
+    return pa.concat_arrays(arrays).take(grid)
 
 
 def change_counts(changes: pd.DataFrame) -> dict[str, object]:
     """Counts only (the run summary): students added/removed, values changed per column, column events."""
-    kind = changes["change"]
-    changed = changes.loc[kind == "changed", "column"]
+    kind, student, column = (strings(changes[c]) for c in ("change", ID_COLUMN, "column"))
+
+    def of(name: str) -> pa.Array:
+        return pc.fill_null(pc.equal(kind, name), False)
+
+    def distinct(values: pa.Array) -> list[str]:
+        return sorted(v for v in pc.unique(values).to_pylist() if v is not None)
+
+    changed = column.filter(of("changed"))
+    counted = pc.value_counts(changed.drop_null())
+    by_column = dict(zip(counted.field("values").to_pylist(), counted.field("counts").to_pylist()))
     return {
-        "students_added": int(changes.loc[kind == "student_added", ID_COLUMN].nunique()),
-        "students_removed": int(changes.loc[kind == "student_removed", ID_COLUMN].nunique()),
-        "values_changed": int(len(changed)),
-        "values_changed_by_column": {str(k): int(v) for k, v in changed.value_counts().sort_index().items()},
-        "columns_added": sorted(changes.loc[kind == "column_added", "column"].unique().tolist()),
-        "columns_removed": sorted(changes.loc[kind == "column_removed", "column"].unique().tolist()),
+        "students_added": _distinct_count(student.filter(of("student_added"))),
+        "students_removed": _distinct_count(student.filter(of("student_removed"))),
+        "values_changed": len(changed),
+        "values_changed_by_column": {str(k): int(by_column[k]) for k in sorted(by_column)},
+        "columns_added": distinct(column.filter(of("column_added"))),
+        "columns_removed": distinct(column.filter(of("column_removed"))),
         "rows": int(len(changes)),
     }
+
+
+def _distinct_count(values: pa.Array) -> int:
+    """Distinct non-null values, by sorting (hashing 500,000 distinct ids is several times slower). A diff lists each
+    student's rows together and in id order, so there the values are sorted already and only neighbours compared."""
+    values = values.drop_null()
+    if not is_sorted(values):
+        values = values.take(pc.array_sort_indices(values))
+    return int(run_starts(values).sum())
 
 
 def write_changes(changes: pd.DataFrame, path: Path) -> Path:

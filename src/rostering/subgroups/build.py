@@ -19,10 +19,13 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from rostering.frames import isin, map_values
+from rostering.frames import isin
 from rostering.oneroster import ids
 from rostering.oneroster.build import OneRosterOptions, UserIdOptions, build_oneroster
+from rostering.subgroups.arrays import TEXT, is_sorted, string_frame, strings, text
 from rostering.subgroups.config import ID_COLUMN, SubgroupColumn, SubgroupConfig
 
 Reader = Callable[[str], pd.DataFrame]
@@ -50,7 +53,7 @@ def roster_students(read: Reader, options: OneRosterOptions, dropped: Counter) -
     collide are withheld): the subgroup file can never carry a student the roster leaves out. Active students it
     leaves out are counted; the roster's summary says why.
     """
-    built = build_oneroster(read, options)
+    built = build_oneroster(read, options, only_users=True)
     users = built.tables["users.csv"]
     sent = users.loc[users["role"] == "student", "sourcedId"]
     students = read("students")
@@ -60,66 +63,99 @@ def roster_students(read: Reader, options: OneRosterOptions, dropped: Counter) -
     return students[in_roster]
 
 
-def _program_rows(programs: pd.DataFrame, column: SubgroupColumn, resolved: Counter) -> pd.DataFrame:
-    """One active row per student for the column's program (status filter applied for flags)."""
-    rows = programs[programs["program_code"] == column.program]
+def _program_rows(programs: pa.Table, column: SubgroupColumn, resolved: Counter) -> tuple[np.ndarray, pa.Array]:
+    """The students in the column's program (status filter applied): their ``row`` and each one's status code.
+
+    A student with several active rows counts once; the row with the latest start date, then the greatest status
+    code (missing dates and codes first) gives the status -- ``sort_values([student, start_date, status_code],
+    na_position="first")`` then ``drop_duplicates(student, keep="last")``.
+    """
+    rows = programs.filter(pc.fill_null(pc.equal(programs["program_code"], column.program), False))
     if column.statuses:
-        rows = rows[isin(rows["status_code"], column.statuses)]
-    rows = rows.sort_values(["student_id", "start_date", "status_code"], kind="stable", na_position="first")
-    kept = rows.drop_duplicates("student_id", keep="last")
-    resolved[f"{column.name}.several_active_program_rows"] += int(isin(
-        kept["student_id"], rows.loc[rows["student_id"].duplicated(), "student_id"]).sum())
-    return kept
+        rows = rows.filter(pc.fill_null(pc.is_in(rows["status_code"], text(column.statuses)), False))
+    order = pc.sort_indices(rows, sort_keys=[(k, "ascending", "at_start")
+                                             for k in ("row", "start_date", "status_code")])  # stable
+    student = rows["row"].take(order).to_numpy()
+    last = np.ones(len(student), dtype=bool)  # a student's last row: the next row is another student's
+    last[:-1] = student[1:] != student[:-1]
+    resolved[f"{column.name}.several_active_program_rows"] += int((np.diff(np.flatnonzero(last), prepend=-1)
+                                                                   > 1).sum())
+    return student[last], rows["status_code"].take(order).combine_chunks().filter(pa.array(last))
 
 
-def _encode(column: SubgroupColumn, students: pd.DataFrame, programs: pd.DataFrame,
-            resolved: Counter) -> pd.Series:
-    index = students.index
+def _encode(column: SubgroupColumn, n_students: int, attributes: dict[str, pa.Array], programs: pa.Table,
+            resolved: Counter) -> pa.Array:
+    """The column's written values for the roster's ``n_students`` students: ``attributes`` are their attribute
+    columns, ``programs`` their active program rows (``row``: the student's position)."""
     if column.program is not None:
-        rows = _program_rows(programs, column, resolved).set_index("student_id")
-        present = isin(students["student_id"], rows.index)
-        source = map_values(students["student_id"], rows["status_code"].astype("string")).astype("string")
+        members, status = _program_rows(programs, column, resolved)
+        at = np.full(n_students, -1, dtype=np.int64)
+        at[members] = np.arange(len(members))
+        present = pa.array(at >= 0)
+        source = status.take(pa.array(at, mask=at < 0))
     else:
-        source = students[column.attribute].astype("string")
-        source = source.mask(source.str.strip() == "")
-        present = source.notna()
+        source = attributes[column.attribute]
+        source = pc.if_else(pc.equal(pc.utf8_trim_whitespace(source), ""), pa.scalar(None, TEXT), source)
+        present = pc.is_valid(source)
     if column.is_flag:
         yes, no = column.allowed_values()
         if column.program is not None:
             truth = present
         elif column.true_values:
-            truth = isin(source, column.true_values).fillna(False)
+            truth = pc.fill_null(pc.is_in(source, text(column.true_values)), False)
         else:
-            truth = present & ~isin(source, column.false_values).fillna(False)
-        return pd.Series(np.where(truth.to_numpy(dtype=bool), yes, no), index=index, dtype="string")
-    mapped = source.map(dict(column.values)).astype("string")
-    unmapped = present & mapped.isna()  # in the program (or a value) that ``values`` does not list
+            truth = pc.and_(present, pc.invert(pc.fill_null(pc.is_in(source, text(column.false_values)), False)))
+        return pc.if_else(truth, pa.scalar(yes, TEXT), pa.scalar(no, TEXT))
+    written = text(column.values.values())
+    mapped = written.take(pc.index_in(source, value_set=text(column.values)))
+    unmapped = pc.and_(present, pc.is_null(mapped))  # in the program (or a value) that ``values`` does not list
     if column.other is not None:
-        mapped = mapped.mask(unmapped, column.other)
+        mapped = pc.if_else(unmapped, pa.scalar(column.other, TEXT), mapped)
     else:
-        resolved[f"{column.name}.unmapped_value_left_blank"] += int(unmapped.sum())
+        resolved[f"{column.name}.unmapped_value_left_blank"] += int(pc.sum(unmapped).as_py() or 0)
     if column.none is not None:
-        mapped = mapped.mask(~present, column.none)
+        mapped = pc.if_else(present, mapped, pa.scalar(column.none, TEXT))
     return mapped
+
+
+def _cached(read: Reader) -> Reader:
+    """``read`` once per table: the roster build and the subgroup build read the same tables (students)."""
+    tables: dict[str, pd.DataFrame] = {}
+
+    def get(name: str) -> pd.DataFrame:
+        if name not in tables:
+            tables[name] = read(name)
+        return tables[name]
+
+    return get
 
 
 def build_subgroups(read: Reader, config: SubgroupConfig, options: OneRosterOptions) -> SubgroupBuild:
     """The subgroup frame for the roster's students (``options``: the roster profile's OneRoster options)."""
     dropped: Counter = Counter()
     resolved: Counter = Counter()
+    read = _cached(read)
     students = roster_students(read, options, dropped)
     missing = sorted({c.attribute for c in config.columns if c.attribute is not None} - set(students.columns))
     if missing:
         raise ValueError(f"subgroups: attribute column(s) {missing} are not in the snapshot's students.parquet "
                          "(include/sql/snapshot/students.sql)")
+    attributes = {c.attribute: strings(students[c.attribute]) for c in config.columns if c.attribute is not None}
     programs = read("student_programs")
-    programs = programs[isin(programs["student_id"], students["student_id"])]
-    frame = pd.DataFrame({ID_COLUMN: students["sourced_id"].astype("string")}, index=students.index)
+    row = pc.index_in(strings(programs["student_id"]), value_set=strings(students["student_id"]))
+    programs = pa.table({"row": row, **{name: strings(programs[name])
+                                        for name in ("program_code", "status_code", "start_date")}})
+    programs = programs.filter(pc.is_valid(row))  # the roster's students' rows only
+    columns = {ID_COLUMN: strings(students["sourced_id"])}
     for column in config.columns:
-        frame[column.name] = _encode(column, students, programs, resolved)
-    frame = frame.sort_values(ID_COLUMN, kind="stable").reset_index(drop=True)
-    value_counts = {
-        column.name: {str(k): int(v) for k, v in frame[column.name].fillna("").value_counts().sort_index().items()}
-        for column in config.columns
-    }
+        columns[column.name] = _encode(column, len(students), attributes, programs, resolved)
+    table = pa.table(columns)
+    if not is_sorted(columns[ID_COLUMN]):
+        table = table.take(pc.array_sort_indices(table[ID_COLUMN], null_placement="at_end"))  # stable
+    value_counts = {}
+    for column in config.columns:
+        counted = pc.value_counts(pc.fill_null(table[column.name], ""))
+        pairs = zip(counted.field("values").to_pylist(), counted.field("counts").to_pylist())
+        value_counts[column.name] = {str(k): int(v) for k, v in sorted(pairs)}
+    frame = string_frame({name: table[name] for name in table.column_names})
     return SubgroupBuild(frame, +dropped, +resolved, value_counts)
