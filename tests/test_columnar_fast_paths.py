@@ -45,8 +45,7 @@ def test_ids_are_judged_like_the_regex(bad):
         values[-3] = bad
     expected = _plain(values, columnar.ID_REGEX, match=True)
     assert _verdict(values, "expect_column_values_to_match_regex", regex=columnar.ID_REGEX) is expected
-    # "a\n" passes the regex as pandas applies it ("$" before a final line break); the line-break rule catches it
-    assert expected is (bad in (None, "a\n"))
+    assert expected is (bad is None)  # "a\n" too: the suites end their patterns in \Z, not "$"
 
 
 @pytest.mark.parametrize("bad", [None, ",sch-1", "sch-1,", "sch-1,,sch-2", "sch 1", "x" * 300, "sch-1,é"])
@@ -79,3 +78,17 @@ def test_line_breaks_are_found_in_any_row(bad):
 ])
 def test_all_distinct(values, distinct):
     assert all_distinct(pa.chunked_array([pa.array(values, pa.string())])) is distinct
+
+
+def test_an_id_ending_in_a_line_break_fails_the_suite_in_gx_and_in_the_screen():
+    import great_expectations as gx
+
+    from rostering.validation import gx_suites
+
+    rule = next(e for e in gx_suites.suite_json("oneroster.orgs")["expectations"]
+                if e["meta"]["rule"] == "orgs.sourcedId_guid")
+    frame = pd.DataFrame({"sourcedId": pd.Series(["sch-1", "sch-2\n"], dtype="string[pyarrow]")})
+    assert columnar.expectation_passes(frame, rule) is False
+    suite = gx.ExpectationSuite(name="guid_line_break", expectations=[dict(rule)])
+    batch = gx_suites.batch_definition().get_batch(batch_parameters={"dataframe": frame})
+    assert batch.validate(suite, result_format=gx_suites.BOOLEAN_ONLY).success is False

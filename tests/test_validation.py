@@ -560,9 +560,9 @@ def test_suite_agrees_with_spec(file):
     for ref_file, column, _ in spec.REFERENCES:
         if ref_file == file and column not in spec.GUID_LIST_COLUMNS.get(file, ()):
             assert by_rule[f"{stem}.{column}_guid"]["kwargs"]["regex"] == spec.GUID_PATTERN
-    item = spec.GUID_PATTERN[1:-1]
+    item = spec.GUID_ITEM
     for column in spec.GUID_LIST_COLUMNS.get(file, ()):
-        assert by_rule[f"{stem}.{column}_guid_list"]["kwargs"]["regex"] == f"^{item}(?:,{item})*$"
+        assert by_rule[f"{stem}.{column}_guid_list"]["kwargs"]["regex"] == f"^{item}(?:,{item})*\\Z"
     for rule, expectation in by_rule.items():
         if rule.endswith("_date"):
             assert expectation["kwargs"]["regex"] == _noncapturing(spec.DATE_PATTERN)
@@ -588,4 +588,4 @@ def test_suite_vocabularies_are_the_spec_vocabularies():
     grades = [e for e in suite_json("oneroster.users")["expectations"]
               if e["meta"]["rule"] == "users.grades_in_vocabulary"][0]["kwargs"]["regex"]
     alternatives = "(?:" + "|".join(spec.GRADES) + ")"
-    assert grades == f"^{alternatives}(?:,{alternatives})*$"
+    assert grades == f"^{alternatives}(?:,{alternatives})*\\Z"

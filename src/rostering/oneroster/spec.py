@@ -59,11 +59,13 @@ BOOLEANS = ("true", "false")
 GRADES = ("IT", "PR", "PK", "TK", "KG", "01", "02", "03", "04", "05", "06", "07", "08", "09", "10", "11", "12",
           "13", "PS", "UG", "Other")
 
-# GUID: 1..255 of 0-9 a-z A-Z . - _ / @
-GUID_PATTERN = r"^[0-9A-Za-z.\-_/@]{1,255}$"
+# GUID: 1..255 of 0-9 a-z A-Z . - _ / @. Patterns end in \Z, not $: GX matches with Python's re, where "$" also
+# matches before a final line break (an id "a7\n" would pass).
+GUID_ITEM = r"[0-9A-Za-z.\-_/@]{1,255}"
+GUID_PATTERN = rf"^{GUID_ITEM}\Z"
 GUID_RE = re.compile(GUID_PATTERN)
-DATE_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$"
-YEAR_PATTERN = r"^\d{4}$"
+DATE_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])\Z"
+YEAR_PATTERN = r"^\d{4}\Z"
 
 # Columns holding a list of GUIDs (comma-separated inside one quoted field).
 GUID_LIST_COLUMNS = {

@@ -111,8 +111,8 @@ def _evaluate(kind: str, kwargs: dict[str, Any], series: pd.Series) -> bool | No
 # column's raw UTF-8 bytes and value lengths); anything else goes through the pandas call above, which decides.
 
 _GUID = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz.-_/@"
-ID_REGEX = "^[0-9A-Za-z.\\-_/@]{1,255}$"  # a OneRoster sourcedId
-ID_LIST_REGEX = "^[0-9A-Za-z.\\-_/@]{1,255}(?:,[0-9A-Za-z.\\-_/@]{1,255})*$"  # a comma-separated list of them
+ID_REGEX = "^[0-9A-Za-z.\\-_/@]{1,255}\\Z"  # a OneRoster sourcedId
+ID_LIST_REGEX = "^[0-9A-Za-z.\\-_/@]{1,255}(?:,[0-9A-Za-z.\\-_/@]{1,255})*\\Z"  # a comma-separated list of them
 LINE_BREAK_REGEX = "[\\r\\n]"
 
 
