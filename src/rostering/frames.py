@@ -97,7 +97,6 @@ def isin(series: pd.Series, values) -> pd.Series:
     right = _string_array(values) if isinstance(values, (pd.Series, pd.Index)) else _python_strings(values)
     if left is None or right is None:
         return series.isin(values)
-    left, right = _same_type(left, right)
     mask = pc.is_in(left, value_set=right)
     return pd.Series(mask.to_numpy(zero_copy_only=False), index=series.index, name=series.name, dtype=bool)
 
@@ -113,7 +112,6 @@ def map_values(series: pd.Series, mapping: pd.Series) -> pd.Series:
     values = _string_array(mapping)
     if keys is None or index is None or values is None or not _unique(index):
         return series.map(mapping)
-    keys, index = _same_type(keys, index)
     taken = pc.take(values, pc.index_in(keys, value_set=index))
     return pd.Series(pd.arrays.ArrowStringArray(taken), index=series.index, name=series.name).astype(mapping.dtype)
 
@@ -231,11 +229,10 @@ def _key_positions(left: list[pa.Array | None], right: list[pa.Array | None]) ->
     if any(a is None for a in left + right):
         return None
     if len(left) == 1:
-        left_key, right_key = _same_type(left[0], right[0])
+        left_key, right_key = left[0], right[0]
     else:  # several key columns: code each column by the right side's distinct values, combine into one int64
         left_key = right_key = None
         for lcol, rcol in zip(left, right):
-            lcol, rcol = _same_type(lcol, rcol)
             distinct = pc.unique(rcol)
             lcode = pc.index_in(lcol, value_set=distinct).cast(pa.int64())
             rcode = pc.index_in(rcol, value_set=distinct).cast(pa.int64())
@@ -265,13 +262,6 @@ def _string_array(values) -> pa.Array | None:
     # pandas holds large_string; Arrow hashes (group_by: 5x) and sorts (1.3x) plain string faster, and the cast
     # only rewrites the offsets
     return array.cast(pa.string()) if array.type != pa.string() else array
-
-
-def _same_type(left: pa.Array, right: pa.Array) -> tuple[pa.Array, pa.Array]:
-    """Hash lookups need one string type on both sides: large_string unless both already agree."""
-    if left.type == right.type:
-        return left, right
-    return left.cast(pa.large_string()), right.cast(pa.large_string())
 
 
 def _python_strings(values) -> pa.Array | None:

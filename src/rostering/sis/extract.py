@@ -39,6 +39,10 @@ REJECTED = "rejected.csv"
 PARQUET_OPTIONS = {"use_dictionary": False, "compression": "snappy"}  # SIS records the checks removed: file, row, SIS key, column, rule (no values)
 
 
+class SnapshotReadError(ValueError):
+    """A snapshot query's rows could not be read (the message never carries a value of the data)."""
+
+
 @dataclass(frozen=True)
 class SnapshotInfo:
     directory: str
@@ -151,11 +155,14 @@ def _stream_copy(cursor: Any, copy_sql: str) -> pa.Table:
                 ),
             )
             table = reader.read_all()
-    except BaseException:
+    except BaseException as error:
         source.close()  # a COPY still writing gets EPIPE and stops
         writer.join()
         if failed:
             raise failed[0]
+        if isinstance(error, pa.ArrowInvalid):  # pyarrow's message quotes the offending row: children's data
+            raise SnapshotReadError(f"the COPY output of a snapshot query could not be parsed ({type(error).__name__}); "
+                                    "run the query by hand to see the row") from None
         raise
     source.close()
     writer.join()
