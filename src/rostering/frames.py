@@ -273,8 +273,11 @@ def _python_strings(values) -> pa.Array | None:
 _VISIBLE_ASCII = bytes(range(0x21, 0x7F))
 
 
-def _value_bytes(array: pa.Array) -> bytes:
-    """The UTF-8 data of the array's values, back to back (one copy of the data buffer's used range)."""
+def value_bytes(array: pa.Array | pa.ChunkedArray) -> bytes:
+    """The UTF-8 data of a string array's values, back to back (one copy of the data buffers' used ranges): byte
+    searches over it answer column-wide questions without touching values one by one."""
+    if isinstance(array, pa.ChunkedArray):
+        return b"".join(value_bytes(chunk) for chunk in array.chunks)
     data = array.buffers()[2]
     if data is None or not len(array):
         return b""
@@ -282,15 +285,15 @@ def _value_bytes(array: pa.Array) -> bytes:
     return memoryview(data)[offsets[array.offset]:offsets[array.offset + len(array)]].tobytes()
 
 
-def _may_hold_line_break(array: pa.Array) -> bool:
-    """Whether a value holds a CR or LF byte (a byte search over the values' data)."""
-    raw = _value_bytes(array)
+def holds_line_break(array: pa.Array | pa.ChunkedArray) -> bool:
+    """Whether a value holds a CR or LF byte (in UTF-8 those bytes are only ever those characters)."""
+    raw = value_bytes(array)
     return b"\n" in raw or b"\r" in raw
 
 
 def _only_visible_ascii(array: pa.Array) -> bool:
     """Whether every value is printable ASCII without spaces (deleting those bytes leaves nothing)."""
-    return not _value_bytes(array).translate(None, _VISIBLE_ASCII)
+    return not value_bytes(array).translate(None, _VISIBLE_ASCII)
 
 
 def clean_text(series: pd.Series) -> tuple[pd.Series, int]:
@@ -309,7 +312,7 @@ def clean_text_arrow(series: pd.Series) -> tuple[pa.Array, int]:
     if _only_visible_ascii(array):  # ids, codes, dates: no whitespace at all, so nothing to trim or replace
         return array, 0
     cleaned = array
-    if _may_hold_line_break(array):
+    if holds_line_break(array):
         cleaned = pc.replace_substring_regex(cleaned, LINE_BREAKS, " ")
     cleaned = pc.utf8_trim_whitespace(cleaned)
     changed = pc.sum(pc.fill_null(pc.not_equal(cleaned, array), False)).as_py() or 0

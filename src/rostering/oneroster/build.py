@@ -24,8 +24,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from rostering.frames import (
-    clean_text_arrow, column_array, is_arrow_strings, isin, join_values, key_positions, key_positions_arrays, map_values, merge_unique,
-    run_starts, sort_dedupe, take_rows,
+    clean_text_arrow, column_array, is_arrow_strings, isin, join_values, key_positions, key_positions_arrays,
+    map_values, merge_unique, run_starts, sort_dedupe, take_rows,
 )
 from rostering.oneroster import ids
 from rostering.oneroster.spec import GRADES, HEADERS
@@ -306,13 +306,15 @@ def _student_enrollments(section_enrollments, sections, school_enrollments, drop
     section_rows = section_of.filter(pc.is_valid(section_of))
     dropped["section_enrollment.section_not_active_or_out_of_scope"] += len(section_enrollments) - len(active)
     student = column_array(section_enrollments["student_id"]).take(active)
-    enrolled_of = key_positions_arrays([student, column_array(sections["school_id"]).take(section_rows)],
-                                       [column_array(enrolled_at["student_id"]), column_array(enrolled_at["school_id"])])
+    enrolled_of = key_positions_arrays(
+        [student, column_array(sections["school_id"]).take(section_rows)],
+        [column_array(enrolled_at["student_id"]), column_array(enrolled_at["school_id"])],
+    )
     if enrolled_of is None:
         return _student_enrollments_merged(section_enrollments, sections, enrolled_at, dropped)
     matched = pc.is_valid(enrolled_of)
-    rows, section_rows, enrolled_rows = active[matched.to_numpy(zero_copy_only=False)], section_rows.filter(matched), \
-        enrolled_of.filter(matched)
+    rows = active[matched.to_numpy(zero_copy_only=False)]
+    section_rows, enrolled_rows = section_rows.filter(matched), enrolled_of.filter(matched)
     dropped["section_enrollment.student_not_enrolled_in_school"] += len(active) - len(rows)
     # Overlapping stints: sort by student, section, entry date (stable) and keep the last row of each (student,
     # section) run -- the latest entry.

@@ -33,10 +33,10 @@ CHUNK_ROWS = 250_000
 EXTRACT_CONNECTIONS = 2  # PostgreSQL: snapshot queries read side by side (the workers have two cores)
 LARGEST_FIRST = ("section_enrollments", "students", "school_enrollments", "student_programs")  # start these first
 SNAPSHOT_META = "snapshot.json"
-REJECTED = "rejected.csv"
+REJECTED = "rejected.csv"  # SIS records the checks removed: file, row, SIS key, column, rule (no values)
 # The snapshot lives for one run and is read by every task of it: without dictionary encoding it is written and read
 # about twice as fast (mostly ids, which do not repeat); snappy keeps it small.
-PARQUET_OPTIONS = {"use_dictionary": False, "compression": "snappy"}  # SIS records the checks removed: file, row, SIS key, column, rule (no values)
+PARQUET_OPTIONS = {"use_dictionary": False, "compression": "snappy"}
 
 
 class SnapshotReadError(ValueError):
@@ -161,8 +161,8 @@ def _stream_copy(cursor: Any, copy_sql: str) -> pa.Table:
         if failed:
             raise failed[0]
         if isinstance(error, pa.ArrowInvalid):  # pyarrow's message quotes the offending row: children's data
-            raise SnapshotReadError(f"the COPY output of a snapshot query could not be parsed ({type(error).__name__}); "
-                                    "run the query by hand to see the row") from None
+            raise SnapshotReadError(f"the COPY output of a snapshot query could not be parsed "
+                                    f"({type(error).__name__}); run the query by hand to see the row") from None
         raise
     source.close()
     writer.join()

@@ -25,7 +25,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from rostering.frames import all_distinct
+from rostering.frames import all_distinct, holds_line_break, value_bytes
+from rostering.oneroster import spec
 
 ENGINE_ENV = "ROSTERING_VALIDATION_ENGINE"
 
@@ -111,23 +112,15 @@ def _evaluate(kind: str, kwargs: dict[str, Any], series: pd.Series) -> bool | No
 # column's raw UTF-8 bytes and value lengths); anything else goes through the pandas call above, which decides.
 
 _GUID = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz.-_/@"
-ID_REGEX = "^[0-9A-Za-z.\\-_/@]{1,255}\\Z"  # a OneRoster sourcedId
-ID_LIST_REGEX = "^[0-9A-Za-z.\\-_/@]{1,255}(?:,[0-9A-Za-z.\\-_/@]{1,255})*\\Z"  # a comma-separated list of them
+ID_REGEX = spec.GUID_PATTERN  # a OneRoster sourcedId, as the suites write it
+ID_LIST_REGEX = rf"^{spec.GUID_ITEM}(?:,{spec.GUID_ITEM})*\Z"  # a comma-separated list of them
 LINE_BREAK_REGEX = "[\\r\\n]"
 
 
 def _values(array: pa.ChunkedArray) -> tuple[bytes, np.ndarray]:
     """(the UTF-8 bytes of all non-null values, back to back; each value's length in bytes)."""
     values = array.combine_chunks().drop_null()
-    if pa.types.is_large_string(values.type):
-        offsets_type = np.int64
-    else:
-        values = values.cast(pa.string())
-        offsets_type = np.int32
-    offsets = np.frombuffer(values.buffers()[1], dtype=offsets_type)[values.offset: values.offset + len(values) + 1]
-    data = values.buffers()[2]
-    raw = np.frombuffer(data, dtype=np.uint8)[offsets[0]:offsets[-1]].tobytes() if data is not None else b""
-    return raw, np.diff(offsets)
+    return value_bytes(values), pc.binary_length(values).to_numpy(zero_copy_only=False)
 
 
 def _only(raw: bytes, allowed: bytes) -> bool:
@@ -138,8 +131,7 @@ def _certainly_holds(kind: str, regex: str, array: pa.ChunkedArray) -> bool:
     if len(array) == array.null_count:
         return False
     if kind == "expect_column_values_to_not_match_regex" and regex == LINE_BREAK_REGEX:
-        raw, _ = _values(array)
-        return b"\n" not in raw and b"\r" not in raw
+        return not holds_line_break(array)
     if kind != "expect_column_values_to_match_regex" or regex not in (ID_REGEX, ID_LIST_REGEX):
         return False
     raw, lengths = _values(array)
@@ -155,7 +147,8 @@ def _certainly_holds(kind: str, regex: str, array: pa.ChunkedArray) -> bool:
 
 
 def _few_distinct(array: pa.ChunkedArray, sample: int = 10_000) -> bool:
-    """Whether a column repeats its values a lot (judged on its first rows): then checking distinct values is cheaper."""
+    """Whether a column repeats its values a lot (judged on its first rows): then judging distinct values is
+    cheaper."""
     if len(array) < 10 * sample:
         return False
     head = array.slice(0, sample)

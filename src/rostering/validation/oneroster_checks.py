@@ -35,6 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from rostering.frames import holds_line_break
 from rostering.oneroster import spec
 from rostering.validation.gx_suites import suite_json, validate_frame
 from rostering.validation.report import Finding, ValidationReport
@@ -107,9 +108,9 @@ def _locate_bad_rows(text: str, column_count: int) -> list[int]:
     return bad
 
 
-def _row_lines(table: pa.Table, data: bytes) -> np.ndarray | None:
+def _row_lines(table: pa.Table) -> np.ndarray | None:
     """Line number of each row when some field holds a line break; None when every row is one line (the norm)."""
-    if not any(_holds_line_break(column) for column in table.columns):
+    if not any(holds_line_break(column) for column in table.columns):
         return None
     extra = np.zeros(table.num_rows, dtype=np.int64)
     for column in table.columns:
@@ -119,19 +120,6 @@ def _row_lines(table: pa.Table, data: bytes) -> np.ndarray | None:
         return None
     before = np.concatenate(([0], np.cumsum(extra)[:-1]))
     return np.arange(table.num_rows, dtype=np.int64) + 2 + before
-
-
-def _holds_line_break(column: pa.ChunkedArray) -> bool:
-    """Whether a value of the column contains CR or LF (a byte search over the values' data, no copy per value)."""
-    for chunk in column.chunks:
-        data = chunk.buffers()[2]
-        if data is None or not len(chunk):
-            continue
-        offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int64 if pa.types.is_large_string(chunk.type) else np.int32)
-        raw = memoryview(data)[offsets[chunk.offset]:offsets[chunk.offset + len(chunk)]].tobytes()
-        if b"\n" in raw or b"\r" in raw:
-            return True
-    return False
 
 
 def _has_data_after(data: bytes, offset: int) -> bool:
@@ -202,7 +190,7 @@ def read_csv_file(path: Path, expected: tuple[str, ...]) -> tuple[ParsedFile, li
                 findings[-1] = Finding(name, "csv.rfc4180", None, (), 1, "file is not parseable as RFC 4180 CSV")
         return ParsedFile(name, None), findings
 
-    lines = _row_lines(table, data)
+    lines = _row_lines(table)
     usable = distinct and set(expected) <= set(actual)
     return ParsedFile(name, table, lines, usable), findings
 
