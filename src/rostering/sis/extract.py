@@ -50,6 +50,7 @@ class SnapshotInfo:
     school_year: int
     row_counts: dict[str, int]
     rejected: dict[str, int] = field(default_factory=dict)  # rule -> SIS records removed by rostering.sis.checks
+    source: str = "sql_model"  # the SIS source it was read from (config/sis.yaml)
 
     def path(self, name: str) -> Path:
         return Path(self.directory) / f"{name}.parquet"

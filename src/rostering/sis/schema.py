@@ -14,6 +14,42 @@ TABLES = (
     "school_enrollment", "section_enrollment", "student_program", "student_group", "student_group_member",
 )
 
+# --------------------------------------------------------------------------------------------------------------------
+# The tables' columns, in DDL order (tests/test_demo_district.py checks them against the DDL). Every SIS source
+# produces exactly these (rostering.sis.sources).
+
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "district": ("district_id", "name", "cds_district_code", "nces_id", "state_code"),
+    "school": (
+        "school_id", "district_id", "school_number", "name", "cds_code", "nces_id", "school_level", "low_grade",
+        "high_grade", "classification", "is_active", "excluded_from_state_reporting",
+    ),
+    "term": ("term_id", "school_id", "school_year", "term_type", "title", "start_date", "end_date", "parent_term_id"),
+    "course": ("course_id", "course_number", "title", "department", "subject_area"),
+    "section": (
+        "section_id", "school_id", "course_id", "term_id", "section_number", "period_code", "class_expression", "room",
+        "caaspp_subject", "class_type", "is_active", "start_date", "end_date",
+    ),
+    "staff": (
+        "staff_id", "first_name", "middle_name", "last_name", "email", "username", "state_educator_id", "staff_role",
+        "is_active", "initial_password",
+    ),
+    "staff_school": ("staff_id", "school_id", "is_home"),
+    "section_staff": ("section_id", "staff_id", "staff_role", "start_date", "end_date"),
+    "student": (
+        "student_id", "ssid", "first_name", "middle_name", "last_name", "grade_level", "birth_date", "email",
+        "username", "counselor_staff_id", "home_language_code", "reading_level", "reading_level_imputed",
+        "excluded_from_state_reporting",
+    ),
+    "school_enrollment": (
+        "student_id", "school_id", "entry_date", "exit_date", "enrollment_status", "excluded_from_state_reporting",
+    ),
+    "section_enrollment": ("student_id", "section_id", "entry_date", "exit_date"),
+    "student_program": ("student_id", "program_code", "status_code", "start_date", "end_date"),
+    "student_group": ("student_group_id", "school_id", "group_code", "name", "owner_staff_id"),
+    "student_group_member": ("student_group_id", "student_id"),
+}
+
 
 def split_statements(text: str) -> list[str]:
     """Statements of a SQL script: ``--`` comments removed, split at a semicolon that ends a line."""
