@@ -11,10 +11,11 @@ Expectations) is part of the stage.
 With ``preload_airflow`` the Airflow task SDK is imported before the clock starts, as in a real task process (the
 peak RSS then includes it); without it a stage that needs Airflow (a connection lookup) imports it in its own time.
 
-Steps: ``load`` (generate + COPY the demo district), ``extract``, ``build``, ``validate``, ``package``,
-``dag_parse`` (the DAG processor's parse of one DAG file). The floors (``floor_copy``: PostgreSQL COPY of the
-snapshot queries into a null sink; ``floor_write``: pyarrow writes the vendor's built rows as CSV) are measured by
-the harness itself with the same functions (``measure``).
+Steps: ``load`` (generate + COPY the demo district), ``snapshot`` (the night's one snapshot, sql_model on
+PostgreSQL), ``api_snapshot`` (the same through an API source's stand-in), ``build``, ``validate``, ``package`` (per
+vendor), ``digests`` (what each vendor would receive, for the three-source equality), ``dag_parse`` (the DAG
+processor's parse of one DAG file). The reference floor (``floor_copy``: PostgreSQL COPY of the snapshot queries
+into a null sink) is measured by the harness itself (``measure``).
 """
 from __future__ import annotations
 
@@ -79,21 +80,71 @@ def step_load(job):
     return run
 
 
-def step_extract(job):
+def step_snapshot(job):
+    """The night's one snapshot from the SIS model in PostgreSQL (what the sis_snapshot DAG's task runs)."""
     import sqlalchemy as sa
 
-    from rostering import pipeline
-
-    paths, run_options = pipeline.RunPaths(Path(job["root"])), _run_options(job)
+    from rostering.sis.snapshot import take_snapshot
+    from rostering.sis.sources.sql_model import SqlModelSource
 
     def run():
         engine = sa.create_engine(job["url"])
         try:
-            result = pipeline.extract(engine, paths, run_options)
+            info = take_snapshot(SqlModelSource(engine), Path(job["root"]) / "snapshot",
+                                 as_of=dt.date.fromisoformat(job["as_of"]), school_year=int(job["school_year"]),
+                                 max_rejected_share=1.0)
         finally:
             engine.dispose()
-        rows = int(sum(result["rows"].values()))
-        return {"rows_in": rows, "rows_out": rows, "tables": result["rows"], "rejected": result.get("rejected", {})}
+        rows = int(sum(info.row_counts.values()))
+        return {"rows_in": rows, "rows_out": rows, "tables": info.row_counts, "rejected": info.rejected}
+
+    return run
+
+
+def step_api_snapshot(job):
+    """The snapshot through an API source's adapter, from its stand-in (bench.standin) over loopback HTTP."""
+    from rostering.sis.config import load_sis_config
+    from rostering.sis.snapshot import take_snapshot
+    from rostering.sis.sources import open_source
+    from rostering.sis.sources.base import SourceConnection
+
+    def run():
+        config = load_sis_config(source=job["source"])
+        if job.get("max_concurrency"):
+            config = dt_replace(config, options={**config.options, "max_concurrency": int(job["max_concurrency"])})
+        source = open_source(config, connection=SourceConnection(**job["connection"]))
+        info = take_snapshot(source, Path(job["root"]) / "snapshot", as_of=dt.date.fromisoformat(job["as_of"]),
+                             school_year=int(job["school_year"]), max_rejected_share=1.0)
+        stats = json.loads((Path(job["root"]) / "snapshot" / "source_stats.json").read_text())
+        rows = int(sum(info.row_counts.values()))
+        return {"rows_in": int(sum(s["records"] for s in stats.values())), "rows_out": rows,
+                "requests": int(sum(s["requests"] for s in stats.values())),
+                "bytes": int(sum(s["bytes"] for s in stats.values())), "resources": stats,
+                "max_concurrency": source_concurrency(source), "tables": info.row_counts}
+
+    return run
+
+
+def source_concurrency(source) -> int | None:
+    options = getattr(source, "options", None)
+    return getattr(options, "max_concurrency", None) if options is not None else None
+
+
+def dt_replace(config, **changes):
+    import dataclasses
+
+    return dataclasses.replace(config, **changes)
+
+
+def step_digests(job):
+    """SHA-256 of every file each vendor would receive, built from one snapshot (the three-source equality)."""
+    from rostering.devservers.sis_standins import payload_digests
+
+    def run():
+        digests = payload_digests(Path(job["root"]) / "snapshot", Path(job["root"]) / "vendors",
+                                  as_of=dt.date.fromisoformat(job["as_of"]), school_year=int(job["school_year"]))
+        files = int(sum(len(f) for f in digests.values()))
+        return {"rows_in": files, "rows_out": files, "digests": digests}
 
     return run
 
@@ -200,31 +251,6 @@ def step_floor_copy(job):
     return run
 
 
-def step_floor_write(job):
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-
-    build = Path(job["root"]) / "build"
-    tables = []
-    for path in sorted(build.glob("*.csv")):  # read untimed: the floor is the writing
-        header = path.open(encoding="utf-8").readline().rstrip("\r\n").split(",")
-        tables.append(pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
-            column_types={c: pa.string() for c in header}, strings_can_be_null=True),
-            parse_options=pacsv.ParseOptions(newlines_in_values=True)))
-    target = Path(job["root"]) / "floor_write.tmp"
-
-    def run():
-        written = 0
-        for table in tables:
-            pacsv.write_csv(table, target, pacsv.WriteOptions(quoting_style="needed"))
-            written += target.stat().st_size
-        target.unlink(missing_ok=True)
-        rows = int(sum(t.num_rows for t in tables))
-        return {"rows_in": rows, "rows_out": rows, "bytes": written}
-
-    return run
-
-
 def step_dag_parse(job):
     import airflow  # noqa: F401 - the DAG processor has Airflow loaded before it parses a file
     import airflow.sdk  # noqa: F401
@@ -261,8 +287,8 @@ def step_imports(job):
 
 
 STEPS: dict[str, Callable] = {
-    "load": step_load, "extract": step_extract, "build": step_build, "validate": step_validate,
-    "package": step_package, "floor_copy": step_floor_copy, "floor_write": step_floor_write,
+    "load": step_load, "snapshot": step_snapshot, "api_snapshot": step_api_snapshot, "digests": step_digests,
+    "build": step_build, "validate": step_validate, "package": step_package, "floor_copy": step_floor_copy,
     "dag_parse": step_dag_parse, "imports": step_imports,
 }
 
