@@ -33,3 +33,15 @@ def test_dates_out_of_order_are_rejected_open_ends_are_not():
     assert list(result.clean["student_id"]) == ["1", "3"]
     assert list(result.rejected["rule"]) == ["section_enrollments.exit_date_not_before_entry_date"]
     assert list(result.rejected["sis_key"]) == ["2"]
+
+
+def test_two_active_primary_enrollments_are_both_rejected():
+    enrollments = pd.DataFrame({
+        "student_id": ["1", "1", "2", "2", "3"], "school_id": ["A", "B", "A", "B", "A"],
+        "entry_date": ["2026-08-13"] * 5, "exit_date": [None] * 5,
+        "enrollment_status": ["10", "10", "10", "20", "10"],
+    })
+    result = check_table("school_enrollments", enrollments)
+    assert list(zip(result.clean["student_id"], result.clean["school_id"])) == [("2", "A"), ("2", "B"), ("3", "A")]
+    assert list(result.rejected["rule"]) == ["school_enrollments.one_primary_enrollment"] * 2
+    assert list(result.rejected["sis_key"]) == ["1", "1"] and list(result.rejected["row"]) == [1, 2]

@@ -38,6 +38,11 @@ RULES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...], tuple[tuple[str, s
 
 REPORT_COLUMNS = ("file", "row", "sis_key", "column", "rule")
 
+# A student's primary enrollment (CALPADS status 10) decides the school every vendor files them under: two active on
+# the as-of date leave that ambiguous (a re-entry keyed in before the withdrawal, a transfer half done), so both go
+# and the SIS is fixed rather than a school guessed.
+PRIMARY_STATUS = "10"
+
 
 @dataclass
 class CheckResult:
@@ -68,6 +73,10 @@ def check_table(name: str, frame: pd.DataFrame) -> CheckResult:
     for start, end in date_pairs:
         both = frame[start].notna() & frame[end].notna()
         flag(both & (frame[start].astype("string") > frame[end].astype("string")), end, f"{name}.{end}_not_before_{start}")
+    if name == "school_enrollments":  # the snapshot holds only what is active on the as-of date
+        primary = frame["enrollment_status"].astype("string").str.strip() == PRIMARY_STATUS
+        twice = primary & frame["student_id"].notna() & frame["student_id"].where(primary).duplicated(keep=False)
+        flag(twice, "enrollment_status", "school_enrollments.one_primary_enrollment")
 
     if not problems:
         return CheckResult(frame, pd.DataFrame(columns=REPORT_COLUMNS))
