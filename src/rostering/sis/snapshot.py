@@ -62,6 +62,7 @@ def snapshot_from_tables(read: SourceRead, out_dir: Path, *, as_of: dt.date, sch
     from rostering.sis.checks import REPORT_COLUMNS
     from rostering.sis.load import load_district
 
+    out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     staging = out_dir / STAGING
     staging.unlink(missing_ok=True)
     engine = sa.create_engine(f"sqlite:///{staging}")
