@@ -12,7 +12,8 @@ export ROSTERING_WORK_DIR          := $(CURDIR)/var/work
 .PHONY: help venv airflow-db demo airflow test e2e lock bench clean
 
 help:
-	@echo "make demo     generate the demo district, start local endpoints, run every vendor DAG through Airflow"
+	@echo "make demo     generate the demo district, start local endpoints, run the SIS snapshot and every vendor DAG"
+	@echo "              through Airflow (SIS=powerschool or SIS=aeries: read it through that SIS's API stand-in)"
 	@echo "make test     install and run the test suite (PostgreSQL on 127.0.0.1:5432 required when CI=true)"
 	@echo "make airflow  the Airflow UI (airflow standalone) on the demo district, http://localhost:8080"
 	@echo "make e2e      only the distributed tests: the compose topology natively on CeleryExecutor + the UI in Chromium"
@@ -35,11 +36,16 @@ $(AIRFLOW_HOME)/.migrated: $(VENV)/.installed
 
 airflow-db: $(AIRFLOW_HOME)/.migrated
 
+# SIS=powerschool | aeries: the demo district served by that SIS's local API stand-in, read over HTTP by the nightly
+# snapshot (default: config/sis.yaml's source, sql_model over the demo SQLite file).
+SIS ?=
+SIS_ARG := $(if $(SIS),--sis $(SIS))
+
 demo: venv airflow-db
-	$(PY) -m rostering.devservers.demo run
+	$(PY) -m rostering.devservers.demo run $(SIS_ARG)
 
 airflow: venv airflow-db
-	$(PY) -m rostering.devservers.demo airflow
+	$(PY) -m rostering.devservers.demo airflow $(SIS_ARG)
 
 test: venv airflow-db
 	$(PY) -m pytest

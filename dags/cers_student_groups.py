@@ -1,10 +1,11 @@
 """
 ### CERS student groups — group files uploaded to the state's import API (Airflow DAG from `rostering.orchestration.dag_factory`)
 
-On the schedule in `config/vendors/cers.yaml` (Aeries' "scheduled process"; default Fridays 22:30 district time) and on
-demand: reads the SIS (connection `sis_db`) as of today, builds CERS student groups for the selected profiles of
-`config/cers_profiles.yaml` (PowerSchool's selection criteria for every roster type: state-reporting exclusions, SSID,
-enrollment status 10, a CAASPP ELA/Math/ALL section active today), validates every file against the receiver's rules
+On the schedule in `config/vendors/cers.yaml` (Aeries' "scheduled process"; default Fridays 22:30 district time) and
+on demand: reads the day's SIS snapshot (the `sis_snapshot` DAG's; made now if it has not run, `config/sis.yaml`),
+builds CERS student groups for the selected profiles of `config/cers_profiles.yaml` (PowerSchool's selection
+criteria for every roster type: state-reporting exclusions, SSID, enrollment status 10, a CAASPP ELA/Math/ALL
+section active today), validates every file against the receiver's rules
 (header and order, contiguous rows, ≤ 200 students per group, 14-digit CDS codes, 10-digit SSIDs, e-mail logins,
 unique names of ≤ 20 characters without commas), then uploads each file over the CERS API (connection `cers_api`:
 OAuth2 password grant) and polls every import until PROCESSED. A record of every extracted file with its row count is

@@ -2,9 +2,10 @@
 ### Derivita — student subgroups over SFTP (Airflow DAG from `rostering.orchestration.dag_factory`)
 
 Runs after each ST Math delivery (Airflow Asset `rostering_stmath_delivered`; `after: stmath` in the profile) and on
-demand. Reads the SIS (connection `sis_db`) as of the run's date and writes `student_subgroups.csv`: `student_id` —
-the same id and the same students as the ST Math roster (`subgroups.student_ids_from`) — then one column per
-configured subgroup (ELL status, SPED, Title I, 504, GATE, foster, homeless, SED) from programs active on that date.
+demand. Reads the SIS snapshot of the ST Math run's date (the `sis_snapshot` DAG's, `config/sis.yaml`) and writes
+`student_subgroups.csv`: `student_id` — the same id and the same students as the ST Math roster
+(`subgroups.student_ids_from`) — then one column per configured subgroup (ELL status, SPED, Title I, 504, GATE,
+foster, homeless, SED) from programs active on that date.
 Validates it (Great Expectations suite `include/expectations/subgroups.json` + allowed values from the
 configuration; every `student_id` must be a student in the last ST Math delivery), compares it with the previous
 Derivita delivery, and uploads it to the account's folder over SFTP (connection `derivita_sftp`, host key pinned)

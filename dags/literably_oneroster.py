@@ -1,8 +1,9 @@
 """
 ### Literably — OneRoster 1.1 over SFTP (Airflow DAG from `rostering.orchestration.dag_factory`)
 
-Nightly: reads the SIS (connection `sis_db`) as of today, builds Literably's five OneRoster files (orgs, users,
-classes, courses, enrollments) with its extension columns (`metadata.literably.ELL`, `.homeLanguage`,
+Nightly, as soon as the SIS snapshot is published (`sis_snapshot` DAG, Asset `rostering_sis_snapshot`): reads that
+snapshot (the night's one read of the SIS, `config/sis.yaml`) as of its date, builds Literably's five OneRoster files
+(orgs, users, classes, courses, enrollments) with its extension columns (`metadata.literably.ELL`, `.homeLanguage`,
 `.initialLevel`, `.levelImputed`; orgs `metadata.classification`), validates them (Great Expectations suites in
 `include/expectations/` plus cross-file checks) and uploads them to the login's home folder over SFTP (connection
 `literably_sftp`, host key pinned), each under a temporary name renamed into place. Staff passwords come from the

@@ -1,8 +1,9 @@
 """
 ### ST Math — OneRoster 1.1 over SFTP (Airflow DAG from `rostering.orchestration.dag_factory`)
 
-Nightly: reads the SIS (connection `sis_db`) as of today, builds the 7 OneRoster files ST Math requires
-(manifest, orgs, academicSessions, courses, classes, users, enrollments), validates them (Great Expectations suites in
+Nightly, as soon as the SIS snapshot is published (`sis_snapshot` DAG, Asset `rostering_sis_snapshot`): reads that
+snapshot (the night's one read of the SIS, `config/sis.yaml`) as of its date, builds the 7 OneRoster files ST Math
+requires (manifest, orgs, academicSessions, courses, classes, users, enrollments), validates them (Great Expectations suites in
 `include/expectations/` plus cross-file checks), zips them as `OneRoster.zip` and uploads it to the account's home
 folder over SFTP (connection `stmath_sftp`, host key pinned) under a temporary name, renamed into place.
 

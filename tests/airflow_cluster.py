@@ -260,6 +260,37 @@ class AirflowCluster:
         raise TimeoutError(f"DAGs not parsed after {timeout:.0f}s: missing {sorted(dag_ids - seen)}; import errors: "
                            f"{self.request('GET', '/api/v2/importErrors')}\n{self.diagnostics()}")
 
+    def dag_runs(self, dag_id: str) -> list[dict[str, Any]]:
+        """The DAG's runs, oldest first (run_type: scheduled, manual, asset_triggered ...)."""
+        runs = self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns?limit=100")["dag_runs"]
+        return sorted(runs, key=lambda r: (r.get("run_after") or "", r["dag_run_id"]))
+
+    def wait_for_runs(self, dag_id: str, *, run_type: str, count: int = 1, timeout: float = 300) -> list[dict]:
+        """Until the scheduler has created ``count`` runs of ``run_type`` by itself (cron, Asset events)."""
+        deadline = time.monotonic() + timeout
+        runs: list[dict] = []
+        while time.monotonic() < deadline:
+            self.check_alive()
+            runs = [r for r in self.dag_runs(dag_id) if r["run_type"] == run_type]
+            if len(runs) >= count:
+                return runs
+            time.sleep(3)
+        raise TimeoutError(f"{dag_id}: {len(runs)} {run_type} run(s) after {timeout:.0f}s, expected {count}; "
+                           f"runs: {[(r['run_type'], r['state']) for r in self.dag_runs(dag_id)]}\n"
+                           f"{self.diagnostics()}")
+
+    def asset_events(self, source_dag_id: str) -> list[dict[str, Any]]:
+        events = self.request("GET", "/api/v2/assets/events?limit=100")["asset_events"]
+        return [e for e in events if e.get("source_dag_id") == source_dag_id]
+
+    def returned(self, dag_id: str, run_id: str, task_id: str) -> Any:
+        """A task's return value (XCom), deserialized."""
+        from urllib.parse import quote
+
+        value = self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances/"
+                                    f"{task_id}/xcomEntries/return_value?deserialize=true")["value"]
+        return json.loads(value) if isinstance(value, str) else value
+
     def unpause(self, dag_id: str) -> None:
         self.request("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
 
@@ -371,6 +402,8 @@ class RosteringEndpoints:
         env = {
             "ROSTERING_WORK_DIR": str(self.root / "work"),    # the compose file's shared volume
             "ROSTERING_STATE_DIR": str(self.root / "state"),
+            "ROSTERING_SNAPSHOT_DIR": str(self.root / "snapshots"),  # the snapshot store, on the same volume
+            "ROSTERING_SIS_SOURCE": "sql_model",  # config/sis.yaml's default, whatever the shell says
             "AIRFLOW_CONN_SIS_DB": json.dumps({"conn_type": "postgres", "host": pg.host or PG_HOST,
                                                "port": pg.port or PG_PORT, "login": pg.username or PG_USER,
                                                "password": pg.password or "", "schema": self.sis_db}),
@@ -411,11 +444,12 @@ if pytest is not None:
 
     @pytest.fixture(scope="session")
     def e2e_cluster(e2e_endpoints):
-        """The compose topology on this machine. Cron runs are off (``use_job_schedule = False``): every run is
-        triggered through the REST API, so nothing runs that a test did not ask for."""
+        """The compose topology on this machine, scheduling as in production (the scheduler creates the cron and
+        Asset-triggered runs). Every DAG starts paused: nothing runs until a test unpauses or triggers it -- and
+        unpausing a cron DAG (catchup=False) starts its latest scheduled run, which is how the e2e test gets the
+        night's ``sis_snapshot`` run."""
         started = time.monotonic()
-        cluster = AirflowCluster(name="e2e", extra_env={**e2e_endpoints.env(),
-                                                        "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False"})
+        cluster = AirflowCluster(name="e2e", extra_env=e2e_endpoints.env())
         try:
             cluster.start()
         except BaseException:

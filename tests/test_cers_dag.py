@@ -29,7 +29,7 @@ def test_the_dag_is_documented_parametrised_and_scheduled(cers_dag):
     assert {"profiles", "consolidate", "as_of_date", "schools", "dry_run", "force"} <= set(cers_dag.params.keys())
     assert cers_dag.params["profiles"] == [] and cers_dag.params["consolidate"] is False
     assert type(cers_dag.timetable).__name__ == "CronTriggerTimetable"
-    assert [t.task_id for t in cers_dag.topological_sort()][:2] == ["extract", "build"]
+    assert [t.task_id for t in cers_dag.topological_sort()][:2] == ["snapshot", "build"]
 
 
 @pytest.mark.airflow

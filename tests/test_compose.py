@@ -120,11 +120,15 @@ def test_the_dockerfile_builds_from_the_lock_and_bakes_in_the_project(compose):
 
 
 def needed_connections() -> dict[str, str]:
-    """Every connection id the vendor profiles use -> its kind."""
-    needed = {}
+    """Every connection id the deployment uses -> its kind: the SIS source's (config/sis.yaml, the one the nightly
+    snapshot reads) and the vendor profiles'."""
+    from rostering.sis.config import load_sis_config
+
+    sis_yaml = REPO / "config" / "sis.yaml"  # its own source:, whatever ROSTERING_SIS_SOURCE says in this shell
+    needed = {load_sis_config(sis_yaml, source=yaml.safe_load(sis_yaml.read_text())["source"]).conn_id: "sis"}
     for path in sorted((REPO / "config" / "vendors").glob("*.yaml")):
         profile = yaml.safe_load(path.read_text())
-        needed[profile.get("sis_conn_id", "sis_db")] = "sis"
+        assert "sis_conn_id" not in profile, f"{path.name}: the SIS connection is config/sis.yaml's"
         needed[profile["delivery"]["conn_id"]] = profile["delivery"]["kind"]
         fmt = profile.get(profile["format"]) or {}
         staff = fmt.get("staff_password") or {}

@@ -1,17 +1,21 @@
-"""The pipeline on the distributed engine: the docker-compose topology, natively, every vendor DAG end to end.
+"""The pipeline on the distributed engine: the docker-compose topology, natively, the night end to end.
 
 PostgreSQL metadata DB (a database of its own), Redis broker (a db number of its own), ``airflow scheduler``,
 ``dag-processor``, ``api-server``, ``triggerer`` and ``airflow celery worker`` as separate process groups
 (tests/airflow_cluster.py). The demo district is the SIS, in PostgreSQL; the SFTP server, the CERS import API and an
-SMTP server run on loopback. Every vendor DAG is triggered through the REST API (``/api/v2``, JWT from
-``POST /auth/token``); Derivita after the ST Math delivery it refers to. The tasks run in the Celery worker's
-processes, which share nothing with the scheduler but the database, the broker and the work/state folders.
+SMTP server run on loopback. The scheduler schedules as in production:
 
-Cron runs are off in this cluster (``[scheduler] use_job_schedule = False``): unpausing a DAG with catchup=False
-would otherwise start its latest nightly run beside the triggered one. So Derivita is triggered here too; that the
-ST Math delivery emitted the Asset Derivita is scheduled on, and that the event is queued for Derivita, is checked.
+- unpausing ``sis_snapshot`` makes the scheduler start its latest nightly run (cron, catchup=False): one read of the
+  SIS, published to the snapshot store, announced as the Asset ``rostering_sis_snapshot``;
+- ST Math and Literably start on that Asset event by themselves, and build from that snapshot (same version);
+- Derivita starts by itself on the ST Math delivery's Asset, on the same night's snapshot;
+- CERS keeps its own weekly cron and is triggered through the REST API (``/api/v2``, JWT from ``POST /auth/token``)
+  as an operator would; unpausing it also starts its latest Friday run, which reads (makes) that day's snapshot.
 
-Runs in ``make test`` (marker ``e2e``, last; ``make e2e`` runs only these). Time on 2 cores: about 3.5 minutes,
+The tasks run in the Celery worker's processes, which share nothing with the scheduler but the database, the broker
+and the work/state/snapshot folders.
+
+Runs in ``make test`` (marker ``e2e``, last; ``make e2e`` runs only these). Time on 2 cores: about 4.5 minutes,
 90 s of it starting the cluster (printed). On failure the tail of every process log is in the assertion message.
 """
 from __future__ import annotations
@@ -29,6 +33,8 @@ from airflow_cluster import AirflowCluster, RosteringEndpoints
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.timeout(1500)]
 
 VENDOR_DAGS = ["stmath_oneroster", "literably_oneroster", "cers_student_groups", "derivita_subgroups"]
+SNAPSHOT_DAG = "sis_snapshot"
+ON_SNAPSHOT = ["stmath_oneroster", "literably_oneroster"]  # schedule: snapshot in their profiles
 
 
 def test_every_vendor_dag_runs_on_celery_workers_and_delivers(e2e_cluster, e2e_endpoints):
@@ -38,30 +44,53 @@ def test_every_vendor_dag_runs_on_celery_workers_and_delivers(e2e_cluster, e2e_e
         _run_everything(cluster, endpoints)
     except AssertionError as failure:
         raise AssertionError(f"{failure}\n\n{cluster.diagnostics()}") from None
-    print(f"[e2e] four vendor DAGs triggered, run and checked in {time.monotonic() - started:.0f}s")
+    print(f"[e2e] the night (snapshot + four vendor DAGs) run and checked in {time.monotonic() - started:.0f}s")
 
 
 def _run_everything(cluster: AirflowCluster, endpoints: RosteringEndpoints) -> None:
-    dags = cluster.wait_for_dags({*VENDOR_DAGS, "rostering_operations"})
+    dags = cluster.wait_for_dags({*VENDOR_DAGS, SNAPSHOT_DAG, "rostering_operations"})
     assert cluster.request("GET", "/api/v2/importErrors")["total_entries"] == 0
-    assert all(dags[d]["is_paused"] for d in VENDOR_DAGS)  # paused at creation, as in production
-    for dag_id in VENDOR_DAGS:
+    assert all(dags[d]["is_paused"] for d in [*VENDOR_DAGS, SNAPSHOT_DAG])  # paused at creation, as in production
+    for dag_id in VENDOR_DAGS:  # the vendors first: Asset events are queued for DAGs that are on
         cluster.unpause(dag_id)
+    runs = {"cers_student_groups": cluster.trigger("cers_student_groups")}  # CERS: its own cron, or on demand
 
-    runs = {dag_id: cluster.trigger(dag_id) for dag_id in VENDOR_DAGS if dag_id != "derivita_subgroups"}
-    # Derivita's ids are checked against the last ST Math delivery: it goes after ST Math delivered
+    # the night: the scheduler starts the snapshot DAG's latest nightly run
+    cluster.unpause(SNAPSHOT_DAG)
+    night = cluster.wait_for_runs(SNAPSHOT_DAG, run_type="scheduled")[0]["dag_run_id"]
+    assert cluster.wait_for_run(SNAPSHOT_DAG, night) == "success", cluster.task_states(SNAPSHOT_DAG, night)
+    taken = cluster.returned(SNAPSHOT_DAG, night, "snapshot")
+    assert taken["source"] == "sql_model" and taken["rows"]["students"] > 0, taken
+    events = [e for e in cluster.asset_events(SNAPSHOT_DAG) if e["source_run_id"] == night]
+    assert [(e["source_task_id"], e["extra"]) for e in events] == [("announce", {
+        "as_of_date": taken["as_of_date"], "school_year": taken["school_year"], "version": taken["version"],
+        "rows": taken["rows"]})], events
+    assert len(cluster.dag_runs(SNAPSHOT_DAG)) == 1  # one read of the SIS tonight
+
+    # ST Math and Literably start on the snapshot's Asset event by themselves; Derivita after ST Math delivered
+    for dag_id in ON_SNAPSHOT:
+        runs[dag_id] = cluster.wait_for_runs(dag_id, run_type="asset_triggered")[0]["dag_run_id"]
     assert cluster.wait_for_run("stmath_oneroster", runs["stmath_oneroster"]) == "success", \
         cluster.task_states("stmath_oneroster", runs["stmath_oneroster"])
-    events = cluster.request("GET", "/api/v2/assets/events?limit=50")["asset_events"]
-    emitted = [e for e in events if e.get("source_run_id") == runs["stmath_oneroster"]]
-    assert emitted and emitted[0]["source_task_id"] == "deliver", events
-    queued = cluster.request("GET", "/api/v2/dags/derivita_subgroups/assets/queuedEvents")
-    assert queued["total_entries"] >= 1, queued  # the scheduler would start Derivita on it
-    runs["derivita_subgroups"] = cluster.trigger("derivita_subgroups")
+    delivered = [e for e in cluster.asset_events("stmath_oneroster") if e["source_run_id"] == runs["stmath_oneroster"]]
+    assert [e["source_task_id"] for e in delivered] == ["deliver"], delivered
+    assert delivered[0]["extra"]["as_of_date"] == taken["as_of_date"]
+    runs["derivita_subgroups"] = cluster.wait_for_runs("derivita_subgroups", run_type="asset_triggered")[0][
+        "dag_run_id"]
 
     for dag_id, run_id in runs.items():
         state = cluster.wait_for_run(dag_id, run_id)
         assert state == "success", (dag_id, cluster.task_states(dag_id, run_id))
+    # every vendor run of the night built from the night's snapshot: the same version, read once
+    for dag_id in (*ON_SNAPSHOT, "derivita_subgroups"):
+        used = cluster.returned(dag_id, runs[dag_id], "snapshot")
+        assert (used["version"], used["as_of_date"]) == (taken["version"], taken["as_of_date"]), (dag_id, used)
+    # CERS's cron slot (started when it was unpaused) read -- or made -- the snapshot of its own date
+    for cron_run in [r for r in cluster.dag_runs("cers_student_groups") if r["run_type"] == "scheduled"]:
+        assert cluster.wait_for_run("cers_student_groups", cron_run["dag_run_id"]) == "success", \
+            cluster.task_states("cers_student_groups", cron_run["dag_run_id"])
+        used = cluster.returned("cers_student_groups", cron_run["dag_run_id"], "snapshot")
+        assert used["source"] == "sql_model" and used["rows"]["students"] > 0, used
 
     worker_log = (cluster.logs / "celery-worker.log").read_text(errors="replace")
     scheduler_pid = cluster.processes["scheduler"].pid

@@ -130,7 +130,7 @@ def test_operator_logs_in_sees_the_dags_and_triggers_a_dry_run(browser, e2e_clus
     driver.get(cluster.url + "/dags")
     wait_until(driver, lambda d: all(dag in body_text(d) for dag in VENDOR_DAGS), "the four vendor DAGs")
     page = body_text(driver)
-    assert "5 Dags" in page and "rostering_operations" in page
+    assert "6 Dags" in page and "rostering_operations" in page
     assert "Import Error" not in page  # the UI shows a "Dag Import Errors" button when any file fails to parse
     assert cluster.request("GET", "/api/v2/importErrors")["total_entries"] == 0
     shot(driver, "dags", full_page=True, min_height=1300)

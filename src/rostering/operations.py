@@ -5,7 +5,8 @@
 - ``purge_expired``: delivered copies and run folders older than the retention (default 30 days) are removed — the
   newest delivery of each vendor is always kept, because it is the baseline of the change guard — and subgroup audit
   files older than the audit retention (default 400 days);
-- ``cleanup_run``: what every run does at its end (the SIS snapshot, full of personal data, never outlives its run).
+- ``cleanup_run``: what every run does at its end: its links to the night's SIS snapshot go (the snapshot store keeps
+  the snapshot itself until ``retention_days`` in config/sis.yaml, then the ``sis_snapshot`` DAG prunes it).
 """
 from __future__ import annotations
 

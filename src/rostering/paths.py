@@ -36,3 +36,10 @@ def work_dir() -> Path:
 def state_dir() -> Path:
     """What outlives a run: delivery records, kept copies of delivered payloads, the subgroup audit trail."""
     return Path(os.environ.get("ROSTERING_STATE_DIR", project_root() / "var" / "state"))
+
+
+def snapshot_dir() -> Path:
+    """The night's SIS snapshots, shared by every vendor run (rostering.sis.store). Beside the work dir by default:
+    the same filesystem, so a run links a snapshot's files into its folder instead of copying them."""
+    env = os.environ.get("ROSTERING_SNAPSHOT_DIR")
+    return Path(env) if env else work_dir().parent / "snapshots"

@@ -1,12 +1,18 @@
-"""The demo: a generated district in SQLite, local vendor endpoints, and the real DAGs run through Airflow.
+"""The demo: a generated district, local vendor endpoints, and the real DAGs run through Airflow -- the nightly
+``sis_snapshot`` first, then every vendor DAG, which builds from that snapshot.
 
-    python -m rostering.devservers.demo run [--students N] [--dag DAG_ID ...]   # what `make demo` does
-    python -m rostering.devservers.demo airflow                               # `make airflow`: the UI on the demo
+    python -m rostering.devservers.demo run [--students N] [--sis SOURCE] [--dag DAG_ID ...]   # `make demo [SIS=..]`
+    python -m rostering.devservers.demo airflow [--sis SOURCE]                                # `make airflow`: the UI
+
+``--sis`` (default: config/sis.yaml's ``source``, or ``ROSTERING_SIS_SOURCE``): ``sql_model`` reads the district from
+the demo SQLite file; ``powerschool`` / ``aeries`` serve the same generated district through the local API stand-in
+(rostering.devservers.sis_standins) and the snapshot reads it over HTTP.
 
 Connections reach Airflow the way production secrets do, as ``AIRFLOW_CONN_*`` variables: the SIS connection points
-at the demo SQLite file; each SFTP vendor connection at the local server, with its host key pinned and a password
-generated for this run (never printed); the CERS API connection at the local CERS import stand-in
-(rostering.devservers.cers_server), with a client secret and system-user password generated for this run.
+at the demo SQLite file (or the stand-in, with credentials generated for this run); each SFTP vendor connection at the
+local server, with its host key pinned and a password generated for this run (never printed); the CERS API
+connection at the local CERS import stand-in (rostering.devservers.cers_server), with a client secret and
+system-user password generated for this run.
 """
 from __future__ import annotations
 
@@ -19,12 +25,16 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
+from typing import Any
 
 from rostering.csvio import sha256_of
 from rostering.devservers.cers_server import LocalCersServer
 from rostering.devservers.sftp_server import LocalSFTPServer
 from rostering.paths import config_dir, project_root
 from rostering.vendors.profile import load_profile
+
+
+SNAPSHOT_DAG = "sis_snapshot"
 
 
 def demo_dir() -> Path:
@@ -52,7 +62,10 @@ def ensure_district(students: int, regenerate: bool) -> Path:
 
 
 def airflow_env(sis_path: Path, sftp: LocalSFTPServer, passwords: dict[str, str],
-                cers: tuple[LocalCersServer, dict[str, str]] | None = None) -> dict[str, str]:
+                cers: tuple[LocalCersServer, dict[str, str]] | None = None,
+                sis_api: dict[str, str] | None = None) -> dict[str, str]:
+    """``sis_api``: for an API source, ``AIRFLOW_CONN_*`` variables pointing it at its stand-in, plus
+    ``ROSTERING_SIS_SOURCE`` (start_sis_standin)."""
     root = project_root()
     env = dict(os.environ)
     env.setdefault("AIRFLOW_HOME", str(root / "var" / "airflow"))
@@ -62,6 +75,7 @@ def airflow_env(sis_path: Path, sftp: LocalSFTPServer, passwords: dict[str, str]
         AIRFLOW__CORE__LOAD_EXAMPLES="False",
         AIRFLOW_CONN_SIS_DB=json.dumps({"conn_type": "sqlite", "host": str(sis_path)}),
     )
+    env.update(sis_api or {"ROSTERING_SIS_SOURCE": "sql_model"})
     for profile in vendor_profiles():
         if profile.delivery.kind == "sftp":
             env[f"AIRFLOW_CONN_{profile.delivery.conn_id.upper()}"] = json.dumps(
@@ -113,6 +127,26 @@ def start_cers() -> tuple[LocalCersServer, dict[str, str]]:
     return server, credentials
 
 
+def chosen_sis(requested: str | None) -> str:
+    from rostering.sis.config import load_sis_config
+
+    return load_sis_config(source=requested or None).source
+
+
+def start_sis_standin(sis: str, students: int) -> tuple[Any, dict[str, str]]:
+    """For an API source: the same generated district served by its local stand-in, and the environment that points
+    the source at it (connection with credentials made up for this run -- never printed)."""
+    from rostering.devservers.sis_standins import airflow_connection, start_standin  # the stand-ins load lazily
+    from rostering.sis.config import load_sis_config
+    from rostering.sis.demo import generate_district
+
+    server, connection = start_standin(sis, generate_district(students))
+    conn_id = load_sis_config(source=sis).conn_id
+    print(f"local {sis} API (stand-in) on {server.url}: the snapshot reads the demo district from it")
+    return server, {f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(airflow_connection(sis, connection)),
+                    "ROSTERING_SIS_SOURCE": sis}
+
+
 def report_cers_imports(server: LocalCersServer) -> None:
     if not server.imports:
         return
@@ -158,18 +192,29 @@ def in_run_order(profiles: list) -> list:
 
 
 def run(args: argparse.Namespace) -> int:
+    sis = chosen_sis(args.sis)
     sis_path = ensure_district(args.students, args.regenerate)
+    standin, sis_api = start_sis_standin(sis, args.students) if sis != "sql_model" else (None, None)
     server, passwords = start_sftp()
     cers = start_cers()
     try:
-        env = airflow_env(sis_path, server, passwords, cers)
-        dag_ids = args.dag or [p.dag_id for p in in_run_order(vendor_profiles())]
-        failed = [dag_id for dag_id in dag_ids if airflow("dags", "test", dag_id, env=env) != 0]
+        env = airflow_env(sis_path, server, passwords, cers, sis_api)
+        # the night: one SIS snapshot, then every vendor (each finds tonight's snapshot in the store)
+        dag_ids = args.dag or [SNAPSHOT_DAG, *(p.dag_id for p in in_run_order(vendor_profiles()))]
+        failed = []
+        for dag_id in dag_ids:
+            if airflow("dags", "test", dag_id, env=env) != 0:
+                failed.append(dag_id)
+                if dag_id == SNAPSHOT_DAG:  # as in production: no snapshot, no vendor run
+                    print("\nthe SIS snapshot failed: the vendor DAGs are not run")
+                    break
         report_deliveries(server)
         report_cers_imports(cers[0])
     finally:
         cers[0].stop()
         server.stop()
+        if standin is not None:
+            standin.stop()
     if failed:
         print(f"\nFAILED: {', '.join(failed)} (see the task logs above)")
         return 1
@@ -178,15 +223,19 @@ def run(args: argparse.Namespace) -> int:
 
 
 def serve_airflow(args: argparse.Namespace) -> int:
+    sis = chosen_sis(args.sis)
     sis_path = ensure_district(args.students, args.regenerate)
+    standin, sis_api = start_sis_standin(sis, args.students) if sis != "sql_model" else (None, None)
     server, passwords = start_sftp()
     cers = start_cers()
     try:
         print("starting `airflow standalone` on http://localhost:8080 (admin password in var/airflow)")
-        return airflow("standalone", env=airflow_env(sis_path, server, passwords, cers))
+        return airflow("standalone", env=airflow_env(sis_path, server, passwords, cers, sis_api))
     finally:
         cers[0].stop()
         server.stop()
+        if standin is not None:
+            standin.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -194,7 +243,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=["run", "airflow"])
     parser.add_argument("--students", type=int, default=3000, help="size of the generated district")
     parser.add_argument("--regenerate", action="store_true", help="generate the district again")
-    parser.add_argument("--dag", action="append", help="DAG id to run (default: every vendor)")
+    parser.add_argument("--sis", choices=["sql_model", "powerschool", "aeries"],
+                        help="the SIS source (default: config/sis.yaml or ROSTERING_SIS_SOURCE); API sources read the "
+                        "demo district from a local stand-in")
+    parser.add_argument("--dag", action="append", help="DAG id to run (default: sis_snapshot, then every vendor)")
     args = parser.parse_args(argv)
     return run(args) if args.command == "run" else serve_airflow(args)
 

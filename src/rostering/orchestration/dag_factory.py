@@ -101,11 +101,46 @@ def _context(profile: VendorProfile) -> tuple[Any, Any]:
 
     ctx = get_current_context()
     dag_run = ctx["dag_run"]
+    params = dict(ctx["params"])
+    if not str(params.get("as_of_date") or "").strip():
+        # a run started by an Asset event works on the date the event names: the night's snapshot (or, for
+        # Derivita, the ST Math delivery it follows), even when it starts after midnight
+        params["as_of_date"] = as_of_from_events(ctx.get("triggering_asset_events")) or ""
     try:
-        run = RunOptions.from_params(ctx["params"], run_after=dag_run.run_after, timezone=profile.timezone)
+        run = RunOptions.from_params(params, run_after=dag_run.run_after, timezone=profile.timezone)
     except ValueError as error:
         raise AirflowFailException(str(error)) from None
     return run, RunPaths.for_run(dag_run.dag_id, dag_run.run_id)
+
+
+def as_of_from_events(events: Any) -> str | None:
+    """The newest ``as_of_date`` in the extras of the Asset events that triggered the run, or None (a manual or cron
+    run). The sis_snapshot DAG and every vendor's delivery put it there."""
+    dates = []
+    for asset_events in (events or {}).values():
+        for event in asset_events:
+            value = str((getattr(event, "extra", None) or {}).get("as_of_date") or "")
+            try:
+                dates.append(dt.date.fromisoformat(value))
+            except ValueError:
+                continue
+    return max(dates).isoformat() if dates else None
+
+
+def vendor_schedule(profile: VendorProfile) -> Any:
+    """``after: X`` -> X's delivery Asset; ``schedule: snapshot`` -> the SIS snapshot Asset; a cron string -> that
+    cron in the district's timezone; nothing -> on demand only."""
+    from airflow.sdk import Asset, CronTriggerTimetable
+
+    from rostering.sis.config import ASSET_NAME
+
+    if profile.after:  # e.g. Derivita after the roster it shares ids with
+        return [Asset(name=delivered_asset_name(profile.after))]
+    if profile.on_snapshot:
+        return [Asset(name=ASSET_NAME)]
+    if profile.schedule:
+        return CronTriggerTimetable(profile.schedule, timezone=profile.timezone)
+    return None
 
 
 def build_vendor_dag(vendor: str, *, doc_md: str | None = None):
@@ -115,14 +150,9 @@ def build_vendor_dag(vendor: str, *, doc_md: str | None = None):
 
 
 def _make_dag(profile: VendorProfile, doc_md: str | None):
-    from airflow.sdk import Asset, CronTriggerTimetable
+    from airflow.sdk import Asset
 
-    if profile.after:  # e.g. Derivita after the roster it shares ids with
-        schedule = [Asset(name=delivered_asset_name(profile.after))]
-    elif profile.schedule:
-        schedule = CronTriggerTimetable(profile.schedule, timezone=profile.timezone)
-    else:
-        schedule = None
+    schedule = vendor_schedule(profile)
     delivered_asset = Asset(name=delivered_asset_name(profile.name))
     callbacks = notifications(profile)
 
@@ -142,18 +172,19 @@ def _make_dag(profile: VendorProfile, doc_md: str | None):
     )
     def vendor_pipeline():
         @task
-        def extract() -> dict:
-            """Run include/sql/snapshot/*.sql through the SIS connection into Parquet."""
-            from airflow.sdk import BaseHook
-
-            from rostering import pipeline
+        def snapshot() -> dict:
+            """The night's SIS snapshot for the run's as-of date, linked into the run folder (made and published
+            first when the store has none for that date: a manual run for another date, a cron run before it)."""
+            from rostering.orchestration.sis_source import final_source_error, snapshot_for_run
+            from rostering.sis.sources.base import SourceError
 
             run, paths = _context(profile)
-            engine = BaseHook.get_connection(profile.sis_conn_id).get_hook().get_sqlalchemy_engine()
             try:
-                return pipeline.extract(engine, paths, run)
-            finally:
-                engine.dispose()
+                return snapshot_for_run(paths, run)
+            except SourceError as error:  # value-free by contract; the store has nothing new
+                if final_source_error(error):
+                    raise AirflowFailException(f"no snapshot for {run.as_of}: {error}") from None
+                raise
 
         @task
         def build(extracted: dict) -> dict:
@@ -202,7 +233,11 @@ def _make_dag(profile: VendorProfile, doc_md: str | None):
             from rostering.delivery.guard import DeliveryHeld
 
             try:
-                return pipeline.deliver(profile, packaged, run_id=get_current_context()["run_id"], run=run)
+                delivered = pipeline.deliver(profile, packaged, run_id=get_current_context()["run_id"], run=run)
+                # what a DAG waiting on this delivery (after:) builds from: the same night's snapshot
+                get_current_context()["outlet_events"][delivered_asset].extra = {
+                    "as_of_date": run.as_of.isoformat(), "school_year": run.school_year}
+                return delivered
             except DeliveryHeld as held:
                 paths.write_report("held.json", {"held": True, "reason": "; ".join(held.diff.reasons)})
                 report = write_html_report(profile, paths, get_current_context()["run_id"])
@@ -237,13 +272,14 @@ def _make_dag(profile: VendorProfile, doc_md: str | None):
             get_current_context()["ti"].xcom_push(key="report_html", value=result["report"])
             return result
 
-        extracted = extract()
+        extracted = snapshot()
         built = build(extracted)
         validated = validate(built)
         packaged = package(validated)
         @teardown
         def cleanup() -> list:
-            """Always, even after a failure: remove the SIS snapshot; built files too once the delivery is recorded."""
+            """Always, even after a failure: remove the run's links to the SIS snapshot (the store keeps it until its
+            retention); built files too once the delivery is recorded."""
             from rostering.operations import cleanup_run
 
             _, paths = _context(profile)

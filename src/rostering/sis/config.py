@@ -17,7 +17,7 @@ from rostering.paths import config_dir
 SOURCES = ("sql_model", "powerschool", "aeries")
 SOURCE_ENV = "ROSTERING_SIS_SOURCE"  # overrides `source:` (the demo's SIS=powerschool)
 ASSET_NAME = "rostering_sis_snapshot"  # the Airflow Asset the sis_snapshot DAG publishes; vendor DAGs run on it
-TOP_LEVEL = {"source", "schedule", "timezone", "retention_days", "max_rejected_share", *SOURCES}
+TOP_LEVEL = {"source", "schedule", "timezone", "retention_days", "max_rejected_share", "notify", *SOURCES}
 
 
 class SisConfigError(ValueError):
@@ -34,6 +34,8 @@ class SisConfig:
     max_rejected_share: float = 0.02
     options: dict[str, Any] = field(default_factory=dict)  # the chosen source's section, without conn_id
     asset_name: str = ASSET_NAME
+    # email: [..], smtp_conn_id, from_email: a failed snapshot means no vendor runs that night, so it is mailed
+    notify: dict[str, Any] = field(default_factory=dict)
 
 
 def sis_config_path() -> Path:
@@ -58,6 +60,10 @@ def load_sis_config(path: Path | None = None, *, source: str | None = None) -> S
     retention = int(data.get("retention_days", 14))
     if retention < 1:
         raise SisConfigError(f"{path}: retention_days must be at least 1, got {retention}")
+    notify = dict(data.get("notify") or {})
+    unknown_notify = sorted(set(notify) - {"email", "smtp_conn_id", "from_email"})
+    if unknown_notify:
+        raise SisConfigError(f"{path}: unknown key(s) {unknown_notify} under notify")
     return SisConfig(source=chosen, conn_id=str(conn_id), schedule=data.get("schedule") or None,
                      timezone=str(data.get("timezone", "UTC")), retention_days=retention, max_rejected_share=share,
-                     options=section)
+                     options=section, notify=notify)

@@ -28,19 +28,24 @@ class Delivery:
                    options=data)
 
 
+# ``schedule:`` value that runs a vendor when the night's SIS snapshot is published (the sis_snapshot DAG's Asset)
+ON_SNAPSHOT = "snapshot"
+
+
 @dataclass(frozen=True)
 class VendorProfile:
     name: str
     title: str
     format: str  # oneroster
     dag_id: str
+    # "snapshot": when the night's SIS snapshot is published (Airflow Asset); a cron string: at those times, district
+    # time (the run reads that day's snapshot, or makes it when the nightly one has not run); None: on demand only
     schedule: str | None
     timezone: str
     tags: tuple[str, ...]
-    sis_conn_id: str
     delivery: Delivery
     options: dict[str, Any] = field(default_factory=dict)  # the format's own section (e.g. ``oneroster:``)
-    after: str | None = None  # run when this vendor's delivery lands (Airflow Asset) instead of on a cron schedule
+    after: str | None = None  # run when this vendor's delivery lands (Airflow Asset) instead of on a schedule
     # True when the receiver replaces everything it holds with each delivery (OneRoster bulk): a school subset is
     # then never delivered. False when it replaces only what the file names (CERS groups).
     replaces_everything: bool = True
@@ -51,6 +56,11 @@ class VendorProfile:
     def from_dict(cls, data: dict[str, Any]) -> "VendorProfile":
         data = dict(data)
         fmt = data["format"]
+        if "sis_conn_id" in data:  # one SIS read per night for every vendor now: config/sis.yaml says which
+            raise ValueError(f"profile {data.get('name')!r}: sis_conn_id is no longer a profile setting; the SIS "
+                             "source and its connection are in config/sis.yaml")
+        if data.get("after") and data.get("schedule"):
+            raise ValueError(f"profile {data.get('name')!r}: set either after: or schedule:, not both")
         return cls(
             name=data["name"],
             title=data["title"],
@@ -59,7 +69,6 @@ class VendorProfile:
             schedule=data.get("schedule"),
             timezone=data.get("timezone", "UTC"),
             tags=tuple(data.get("tags", ())),
-            sis_conn_id=data.get("sis_conn_id", "sis_db"),
             delivery=Delivery.from_dict(data["delivery"]),
             options=dict(data.get(fmt, {})),
             after=data.get("after"),
@@ -67,6 +76,10 @@ class VendorProfile:
             params=dict(data.get("params") or {}),
             notify=dict(data.get("notify") or {}),
         )
+
+    @property
+    def on_snapshot(self) -> bool:
+        return self.schedule == ON_SNAPSHOT
 
 
 def delivered_asset_name(vendor: str) -> str:

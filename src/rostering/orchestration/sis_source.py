@@ -1,0 +1,149 @@
+"""The configured SIS source (config/sis.yaml), connected through its Airflow connection; and the snapshot of a date
+made from it and published to the store.
+
+Used by the ``sis_snapshot`` DAG and by a vendor run that finds no snapshot for its date (a manual run for another
+date, a cron vendor before the nightly snapshot). Imported inside tasks only: it pulls in SQLAlchemy and pandas.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator
+
+from rostering.sis.sources.base import SourceConnection
+
+if TYPE_CHECKING:
+    from rostering.sis.config import SisConfig
+    from rostering.sis.store import SnapshotStore, StoredSnapshot
+
+log = logging.getLogger(__name__)
+
+
+def api_connection(conn: Any) -> SourceConnection:
+    """An Airflow connection's fields as an API source needs them: host = base URL (a scheme and port given in
+    their own fields are added), login, password, extra. Nothing here is logged."""
+    host = (conn.host or "").strip()
+    if host and "://" not in host:
+        scheme = (conn.schema or "https").strip()
+        host = f"{scheme}://{host}{f':{conn.port}' if conn.port else ''}"
+    return SourceConnection(host=host.rstrip("/"), login=conn.login or None, password=conn.password or None,
+                            extra=dict(conn.extra_dejson or {}))
+
+
+@contextlib.contextmanager
+def source_from_airflow(config: "SisConfig") -> Iterator[Any]:
+    """The source ``config`` names, connected through Airflow connection ``config.conn_id``; closed on exit."""
+    from airflow.sdk import BaseHook
+
+    from rostering.sis.sources import open_source
+
+    conn = BaseHook.get_connection(config.conn_id)
+    if config.source == "sql_model":  # a database connection: sqlite, postgres, mysql ... (as the extract was)
+        engine = conn.get_hook().get_sqlalchemy_engine()
+        try:
+            yield open_source(config, engine=engine)
+        finally:
+            engine.dispose()
+        return
+    source = open_source(config, connection=api_connection(conn))
+    try:
+        yield source
+    finally:
+        close = getattr(source, "close", None)
+        if callable(close):
+            close()
+
+
+def taker(source: Any, config: "SisConfig", *, as_of: dt.date, school_year: int,
+          reports_dir: Path | None = None):
+    """``take(out_dir)`` for SnapshotStore: take_snapshot of ``source``; a refused snapshot's rejected.csv is kept
+    in ``reports_dir`` (the temporary folder is deleted, and the DBA needs the list of records to fix)."""
+    from rostering.sis.extract import REJECTED
+    from rostering.sis.snapshot import SnapshotRejected, take_snapshot
+
+    def take(out_dir: Path):
+        try:
+            info = take_snapshot(source, out_dir, as_of=as_of, school_year=school_year,
+                                 max_rejected_share=config.max_rejected_share)
+        except SnapshotRejected:
+            keep_rejected_report(out_dir / REJECTED, reports_dir)
+            raise
+        keep_rejected_report(out_dir / REJECTED, reports_dir)
+        return info
+
+    return take
+
+
+def keep_rejected_report(report: Path, reports_dir: Path | None) -> Path | None:
+    if reports_dir is None or not report.exists():
+        return None
+    reports_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    target = reports_dir / report.name
+    shutil.copyfile(report, target)
+    target.chmod(0o600)
+    return target
+
+
+def snapshot_for(config: "SisConfig", store: "SnapshotStore", *, as_of: dt.date, school_year: int,
+                 reports_dir: Path | None = None, replace: bool = False) -> tuple["StoredSnapshot", bool]:
+    """The store's snapshot of ``as_of``; made from the configured source and published when there is none (or
+    always, with ``replace``: the nightly run). Returns (snapshot, True when this call read the SIS)."""
+    def take(out_dir: Path):
+        with source_from_airflow(config) as source:
+            return taker(source, config, as_of=as_of, school_year=school_year, reports_dir=reports_dir)(out_dir)
+
+    stored = None if replace else store.find(as_of)
+    if stored is not None and stored.info.source != config.source:  # the deployment switched SIS since: re-read
+        log.info("the stored snapshot of %s is from %s, the configured source is %s: reading it again",
+                 as_of.isoformat(), stored.info.source, config.source)
+        replace = True
+    if replace:
+        return store.publish(as_of, take, source=config.source), True
+    return store.find_or_publish(as_of, take, source=config.source)
+
+
+def final_source_error(error: BaseException) -> bool:
+    """Errors a retry cannot fix: the SIS refused access (401 after a refresh, 403, 404), or the input checks
+    refused the data (more than max_rejected_share of a table). Anything else (timeouts, 5xx) is retried."""
+    from rostering.sis.snapshot import SnapshotRejected
+    from rostering.sis.sources.base import SourceAccessError
+
+    return isinstance(error, (SourceAccessError, SnapshotRejected))
+
+
+def snapshot_for_run(paths: Any, run: Any, *, config: "SisConfig | None" = None,
+                     store: "SnapshotStore | None" = None) -> dict[str, Any]:
+    """A vendor run's ``snapshot`` step: the store's snapshot of the run's as-of date (made from the configured
+    source and published when there is none), hard-linked into the run folder. Returns what the extract returned
+    (snapshot folder, as-of date, school year, row counts, rejected by rule) plus ``source`` and ``version``."""
+    from rostering.sis.config import load_sis_config
+    from rostering.sis.extract import REJECTED
+    from rostering.sis.store import SnapshotGone, SnapshotStore
+
+    config = config or load_sis_config()
+    store = store or SnapshotStore()
+    for folder in (paths.root.parent.parent, paths.root.parent, paths.root):  # children's records: owner-only
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        folder.chmod(0o700)
+    for _ in range(3):  # a version pruned between find and link (a re-run replaced it): look again
+        stored, made = snapshot_for(config, store, as_of=run.as_of, school_year=run.school_year,
+                                    reports_dir=paths.reports)
+        try:
+            info = store.link_into(stored, paths.snapshot)
+            break
+        except SnapshotGone:
+            continue
+    else:
+        raise SnapshotGone(f"the snapshot of {run.as_of} kept changing while it was linked")
+    if info.school_year != run.school_year:
+        raise ValueError(f"the stored snapshot of {run.as_of} is of school year {info.school_year}, "
+                         f"not {run.school_year}")
+    keep_rejected_report(paths.snapshot / REJECTED, paths.reports)  # the DBA's list stays with the run's reports
+    log.info("snapshot of %s: version %s from %s (%s), %s rows", info.as_of_date, stored.version, info.source,
+             "read now: the store had none" if made else "the store's", f"{sum(info.row_counts.values()):,}")
+    return {"snapshot": info.directory, "as_of_date": info.as_of_date, "school_year": info.school_year,
+            "rows": dict(info.row_counts), "rejected": dict(info.rejected), "source": info.source,
+            "version": stored.version}
