@@ -36,7 +36,7 @@ KEYS = {
     "student_group_member": ["student_group_id", "student_id"],
 }
 # Fields Aeries cannot carry, (table, column) -> why. Empty: the district's extension fields are options whose
-# defaults name what the stand-in serves (docs/sis-sources-aeries.md), so every field round-trips.
+# defaults name what the stand-in serves (docs/sis-sources.md, Aeries section), so every field round-trips.
 KNOWN_DIFFERENCES: dict[tuple[str, str], str] = {}
 
 

@@ -17,7 +17,7 @@ CREATE TABLE district (
 );
 
 CREATE TABLE school (
-    school_id                      VARCHAR(64)  NOT NULL PRIMARY KEY,  -- SIS key (PowerSchool SCHOOLS.SCHOOL_NUMBER, Aeries SCL.SC)
+    school_id                      VARCHAR(64)  NOT NULL PRIMARY KEY,  -- SIS key (PowerSchool SCHOOLS.SCHOOL_NUMBER, Aeries LOC.CD)
     district_id                    VARCHAR(64)  NOT NULL REFERENCES district (district_id),
     school_number                  VARCHAR(32)  NOT NULL,              -- the number staff know the school by
     name                           VARCHAR(255) NOT NULL,

@@ -3,7 +3,7 @@
 It serves the SIS model's tables (e.g. ``rostering.sis.demo.generate_district``) turned INTO Aeries' documented JSON
 shapes (PascalCase properties, one ``STU`` record per student per school, ``SectionStaffMembers`` arrays, dates as
 ``YYYY-MM-DDT00:00:00``, blank strings for empty values, 0 for "no number") -- the inverse of
-rostering.sis.sources.aeries. Shapes and citations: docs/sis-sources-aeries.md. Where the district keeps a value in
+rostering.sis.sources.aeries. Shapes and citations: docs/sis-sources.md (Aeries). Where the district keeps a value in
 an extension the documented API does not name (school number, course number, district-wide section id, CALPADS
 enrollment status, enrollment exclusion, the homeless dwelling type), the stand-in serves it under the property name
 the adapter's options default to, so the demo round-trips without configuration.

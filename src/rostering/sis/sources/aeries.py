@@ -22,7 +22,7 @@ itself: a page longer than asked, a short page followed by more records, or a ke
 
 Everything district-specific is an option (``AeriesOptions``, config/sis.yaml ``aeries:``): which fields carry
 district extensions (school number, section id, reading level, CALPADS enrollment status, exclusions), the program
-code map, the staff role code map, the grade map, the CAASPP subject rule. docs/sis-sources-aeries.md documents each
+code map, the staff role code map, the grade map, the CAASPP subject rule. docs/sis-sources.md (Aeries) documents each
 endpoint and field with its source, the mapping table, and what is unverified.
 
 Records that cannot be mapped go to ``rejected`` with the resource (a path template, never an id), row, SIS key,
@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 SOURCE = "aeries"
 CERT_HEADER = "AERIES-CERT"
 ACCESS_HINT = ("Ask the district's Aeries administrator to grant the API certificate this security area "
-               "(Aeries > Security > API Security); docs/sis-sources-aeries.md lists the areas.")
+               "(Aeries > Security > API Security); docs/sis-sources.md (Aeries) lists the areas.")
 
 # Resource names (path templates: they name what was read, never whose record it was).
 R_SYSTEM = "/api/v5/systeminfo"
@@ -93,7 +93,7 @@ TRUE_VALUES = ("Y", "YES", "TRUE", "1", "T", "X")
 class AeriesOptions(BaseModel):
     """config/sis.yaml ``aeries:`` (without ``conn_id``). Unknown keys fail, naming the key. Field-name options
     name a property of the Aeries JSON record; ``None`` turns the feature off. Defaults match the local stand-in
-    (rostering.devservers.aeries_server); docs/sis-sources-aeries.md says what to set for a real district."""
+    (rostering.devservers.aeries_server); docs/sis-sources.md (Aeries) says what to set for a real district."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

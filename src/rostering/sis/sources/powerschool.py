@@ -1,6 +1,6 @@
 """``powerschool``: PowerSchool SIS read over its REST API through the rostering plugin the district installs.
 
-How it reads (docs/sis-sources-powerschool.md has the citations and what is unverified):
+How it reads (docs/sis-sources.md (PowerSchool) has the citations and what is unverified):
 
 - OAuth2 client credentials: ``POST {host}/oauth/access_token/`` with HTTP Basic ``client_id:client_secret``
   (rostering.sis.sources.http.OAuthClientCredentials); the Airflow connection ``powerschool_api`` holds host, client
