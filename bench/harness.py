@@ -203,7 +203,7 @@ def _stage_summary(result: dict[str, Any]) -> dict[str, Any]:
     if result.get("ok") and result.get("seconds"):
         out["rows_per_second"] = round(max(result.get("rows_in", 0), result.get("rows_out", 0)) / result["seconds"])
     for key in ("timings", "suite_engine", "valid", "failure", "files", "payload_bytes", "tables", "rejected",
-                "great_expectations_imported"):
+                "great_expectations_imported", "requests", "bytes", "resources", "max_concurrency", "pull_seconds"):
         if key in result:
             out[key] = result[key]
     return out
@@ -307,14 +307,16 @@ def api_sources(result: dict[str, Any], args: argparse.Namespace, runner: Runner
             entry["error"] = f"{type(error).__name__}: {error}"
         default, sequential = entry.get("default", {}), entry.get("sequential", {})
         if default.get("ok") and sequential.get("ok"):
-            entry["speedup"] = sequential["seconds"] / default["seconds"]
+            entry["speedup"] = sequential["seconds"] / default["seconds"]  # the whole snapshot task
+            entry["pull_speedup"] = sequential["pull_seconds"] / default["pull_seconds"]  # the HTTP reading
             built = runner("digests", root=str(night / f"_{source}_default"), **common)
             if built.get("ok") and reference.get("ok"):
                 entry["identical_files"], entry["differing_files"] = _compare(reference["digests"], built["digests"])
-            print(f"    {source:<12} {default['requests']:,} requests, {default['bytes'] / 1e6:,.1f} MB: "
-                  f"{default['seconds']:.1f} s (concurrency {default.get('max_concurrency') or 'default'}), "
-                  f"{sequential['seconds']:.1f} s one at a time -> {entry['speedup']:.1f}x; vendor files "
-                  f"identical: {entry.get('identical_files')}", flush=True)
+            print(f"    {source:<12} {default['requests']:,} requests, {default['bytes'] / 1e6:,.1f} MB: pull "
+                  f"{default['pull_seconds']:.1f} s at concurrency {default.get('max_concurrency')}, "
+                  f"{sequential['pull_seconds']:.1f} s one at a time -> {entry['pull_speedup']:.1f}x (snapshot "
+                  f"{default['seconds']:.1f} s vs {sequential['seconds']:.1f} s); vendor files identical: "
+                  f"{entry.get('identical_files')}", flush=True)
         out[source] = entry
     return out
 
@@ -425,8 +427,10 @@ def evaluate_targets(results: dict[str, Any]) -> dict[str, Any]:
     api = next((s for s in results["sizes"] if s.get("api_sources")), None)
     if api:
         out["api_size"] = api["size"]
-        out["api_speedup"] = {source: {"value": api["api_sources"][source].get("speedup"),
-                                       "met": (api["api_sources"][source].get("speedup") or 0) >= TARGETS["api_speedup"]}
+        out["api_speedup"] = {source: {"value": api["api_sources"][source].get("pull_speedup"),
+                                       "snapshot_speedup": api["api_sources"][source].get("speedup"),
+                                       "met": (api["api_sources"][source].get("pull_speedup") or 0)
+                                       >= TARGETS["api_speedup"]}
                               for source in API_SOURCES}
         out["same_files_every_source"] = {source: {"differing": api["api_sources"][source].get("differing_files"),
                                                    "met": api["api_sources"][source].get("differing_files") == []}
@@ -474,19 +478,21 @@ def table(results: dict[str, Any]) -> str:
             continue
         lines += ["", f"API sources at {size['size']} ({size['students']:,} students), {api['latency_ms']:g} ms added "
                   "per request:", "",
-                  "| source | requests | MB | default concurrency s | one at a time s | speed-up | peak RSS MiB | "
-                  "vendor files identical |", "|---|---:|---:|---:|---:|---:|---:|---|"]
+                  "| source | requests | MB | pull s (default concurrency) | pull s (one at a time) | pull speed-up | "
+                  "snapshot s (default / one at a time) | peak RSS MiB | vendor files identical |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
         for source in API_SOURCES:
             entry = api.get(source, {})
             d, q = entry.get("default", {}), entry.get("sequential", {})
             if not (d.get("ok") and q.get("ok")):
                 error = entry.get("error") or d.get("error") or q.get("error") or "not run"
-                lines.append(f"| {source} | failed: {str(error)[:80]} |||||||")
+                lines.append(f"| {source} | failed: {str(error)[:80]} ||||||||")
                 continue
             same = ("all " + str(entry.get("identical_files")) if entry.get("differing_files") == []
                     else f"NO: {entry.get('differing_files')}")
-            lines.append(f"| {source} | {d['requests']:,} | {d['bytes'] / 1e6:,.1f} | {d['seconds']:.1f} | "
-                         f"{q['seconds']:.1f} | {entry['speedup']:.1f}x | {d['peak_rss_mib']:.0f} | {same} |")
+            lines.append(f"| {source} | {d['requests']:,} | {d['bytes'] / 1e6:,.1f} | {d['pull_seconds']:.1f} "
+                         f"(x{d.get('max_concurrency')}) | {q['pull_seconds']:.1f} | {entry['pull_speedup']:.1f}x | "
+                         f"{d['seconds']:.1f} / {q['seconds']:.1f} | {d['peak_rss_mib']:.0f} | {same} |")
     if results.get("dag_parse"):
         lines += ["", "| DAG file | parse s |", "|---|---:|"]
         lines += [f"| {n} | {p['parse_seconds']:.3f} |" if p.get("parse_seconds") is not None else f"| {n} | failed |"

@@ -115,19 +115,21 @@ def step_api_snapshot(job):
         source = open_source(config, connection=SourceConnection(**job["connection"]))
         info = take_snapshot(source, Path(job["root"]) / "snapshot", as_of=dt.date.fromisoformat(job["as_of"]),
                              school_year=int(job["school_year"]), max_rejected_share=1.0)
-        stats = json.loads((Path(job["root"]) / "snapshot" / "source_stats.json").read_text())
+        read = json.loads((Path(job["root"]) / "snapshot" / "source_stats.json").read_text())
+        stats = read["resources"]
         rows = int(sum(info.row_counts.values()))
         return {"rows_in": int(sum(s["records"] for s in stats.values())), "rows_out": rows,
                 "requests": int(sum(s["requests"] for s in stats.values())),
                 "bytes": int(sum(s["bytes"] for s in stats.values())), "resources": stats,
-                "max_concurrency": source_concurrency(source), "tables": info.row_counts}
+                "pull_seconds": read["pull_seconds"], "max_concurrency": source_concurrency(source),
+                "tables": info.row_counts}
 
     return run
 
 
 def source_concurrency(source) -> int | None:
     options = getattr(source, "options", None)
-    return getattr(options, "max_concurrency", None) if options is not None else None
+    return getattr(options, "max_concurrency", None)
 
 
 def dt_replace(config, **changes):

@@ -58,7 +58,8 @@ def test_bench_runs_every_vendor_and_stage(postgres_url, tmp_path):
         api = size["api_sources"][source]
         assert api["default"]["ok"] and api["sequential"]["ok"], api
         assert api["default"]["requests"] == api["sequential"]["requests"] > 5
-        assert api["default"]["bytes"] > 0 and api["speedup"] > 0
+        assert api["default"]["bytes"] > 0 and api["speedup"] > 0 and api["pull_speedup"] > 0
+        assert 0 < api["default"]["pull_seconds"] < api["default"]["seconds"]
         assert api["differing_files"] == [] and api["identical_files"] > 10, api.get("differing_files")
     assert results["targets"]["size"] == "S" and not results["targets"]["binding"]
     assert results["targets"]["api_size"] == "S"

@@ -73,7 +73,7 @@ def test_pages_are_read_in_order_and_counted(sis):
     api.progress("items", records=sum(map(len, pages)))
     assert [len(p) for p in pages] == [10, 10, 5] and pages[2][0]["id"] == 20
     assert api.stats["items"]["requests"] == 3 and api.stats["items"]["records"] == 25
-    assert api.stats["items"]["bytes"] > 0
+    assert api.stats["items"]["bytes"] > 0 and 0 < api.pull_seconds < 5
 
 
 def test_concurrency_is_bounded_even_when_maps_nest(sis):

@@ -27,7 +27,7 @@ from rostering.sis.sources.base import SourceError, SourceRead
 log = logging.getLogger(__name__)
 
 STAGING = "staging.sqlite"  # an API source's tables on their way to the snapshot; deleted once it is made
-SOURCE_STATS = "source_stats.json"  # per resource: requests, records, bytes, seconds (API sources)
+SOURCE_STATS = "source_stats.json"  # API sources: per resource requests, records, bytes, seconds; the pull's seconds
 
 
 class SnapshotRejected(SourceError):
@@ -74,7 +74,8 @@ def snapshot_from_tables(read: SourceRead, out_dir: Path, *, as_of: dt.date, sch
         engine.dispose()
         staging.unlink(missing_ok=True)
     if read.stats:
-        (out_dir / SOURCE_STATS).write_text(json.dumps(read.stats, indent=2, sort_keys=True))
+        (out_dir / SOURCE_STATS).write_text(json.dumps({"resources": read.stats, "pull_seconds": read.pull_seconds},
+                                                       indent=2, sort_keys=True))
     if not len(read.rejected):
         return info
     checks_report = out_dir / REJECTED

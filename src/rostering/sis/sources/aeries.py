@@ -98,7 +98,7 @@ class AeriesOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     # -- reading ---------------------------------------------------------------------------------------------
-    max_concurrency: int = Field(4, ge=1, le=32)
+    max_concurrency: int = Field(8, ge=1, le=32)
     page_size: int = Field(1000, ge=1, le=100_000)
     timeout_s: float = Field(60.0, gt=0)
     max_retries: int = Field(5, ge=0, le=20)
@@ -469,6 +469,7 @@ class AeriesSource:
             client.log_progress()
             # named like the rejections' "file" (aeries:<resource>) so the snapshot can weigh rejected by read
             stats = {_resource(name): counts for name, counts in client.stats.items()}
+            pull_seconds = client.pull_seconds
         finally:
             client.close()
         frames = {r: pd.concat(v, ignore_index=True) if v else pd.DataFrame() for r, v in parts.items()}
@@ -476,7 +477,7 @@ class AeriesSource:
         frames[R_COURSES] = pd.DataFrame(courses, dtype=object)
         frames[R_STAFF] = pd.DataFrame(staff, dtype=object)
         tables, rejected = map_district(frames, options=o, school_year=school_year, school_codes=school_codes)
-        return SourceRead(tables=tables, rejected=rejected, stats=stats)
+        return SourceRead(tables=tables, rejected=rejected, stats=stats, pull_seconds=pull_seconds)
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -84,6 +84,7 @@ class SourceRead:
     # Every ``rejected.file`` must be a key here with the resource's ``records`` read: the snapshot fails when a
     # resource loses more than ``max_rejected_share`` of them (rostering.sis.snapshot).
     stats: dict[str, dict[str, float]] = field(default_factory=dict)
+    pull_seconds: float | None = None  # wall time of the HTTP reading alone (ApiClient.pull_seconds), for the bench
 
     def __post_init__(self) -> None:
         missing = [t for t in COLUMNS if t not in self.tables]

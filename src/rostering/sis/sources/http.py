@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Iterable, TypeVar
 from urllib.parse import urljoin
 
+import msgspec
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
@@ -172,9 +173,9 @@ class ApiClient:
         response = self._send(method, path, resource=resource, **kwargs)
         if not response.content:
             return None
-        try:
-            return response.json()
-        except ValueError:
+        try:  # msgspec decodes a page of 1,000 records several times faster than the json module
+            return msgspec.json.decode(response.content)
+        except msgspec.DecodeError:
             raise SourceError(f"{self.source}: {resource} answered HTTP {response.status_code} with a body that is "
                               f"not JSON") from None
 
@@ -239,6 +240,13 @@ class ApiClient:
         with self._lock:
             return {name: {"requests": s.requests, "records": s.records, "bytes": s.bytes,
                            "seconds": round(max(s.last - s.first, 0.0), 3)} for name, s in sorted(self._stats.items())}
+
+    @property
+    def pull_seconds(self) -> float:
+        """Wall time from the first request sent to the last answer received, all resources together."""
+        with self._lock:
+            spans = [(s.first, s.last) for s in self._stats.values() if s.requests]
+        return round(max(last for _, last in spans) - min(first for first, _ in spans), 3) if spans else 0.0
 
     def log_progress(self) -> None:
         for name, s in self.stats.items():

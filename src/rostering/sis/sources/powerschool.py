@@ -38,6 +38,7 @@ import re
 from typing import Any, ClassVar, Mapping
 
 import pandas as pd
+import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from rostering.sis.schema import COLUMNS
@@ -114,7 +115,7 @@ class PowerSchoolOptions(BaseModel):
     """``config/sis.yaml``'s ``powerschool:`` section (without ``conn_id``). Unknown keys fail, naming the key."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    max_concurrency: int = Field(4, ge=1, le=32)
+    max_concurrency: int = Field(8, ge=1, le=32)
     page_size: int = Field(1000, ge=1, le=100_000)  # capped by /ws/v1/metadata's maximum
     timeout_s: float = Field(60.0, gt=0)
     max_retries: int = Field(5, ge=0, le=20)
@@ -240,13 +241,14 @@ class PowerSchoolSource:
             client.log_progress()
             # keyed like the rejections' "file" (powerschool:<resource>), so rejected shares have their totals
             stats = {f"{SOURCE}:{resource}": counts for resource, counts in client.stats.items()}
+            pull_seconds = client.pull_seconds
         rejections = Rejections()
         tables = build_tables(raw, options=self.options, school_year=school_year, rejections=rejections)
         rejected = rejections.frame()
         if len(rejected):
             log.warning("powerschool: %d record(s) rejected (%s)", len(rejected),
                         ", ".join(f"{rule}: {n}" for rule, n in rejected["rule"].value_counts().sort_index().items()))
-        return SourceRead(tables=tables, rejected=rejected, stats=stats)
+        return SourceRead(tables=tables, rejected=rejected, stats=stats, pull_seconds=pull_seconds)
 
     def _page_size(self, client: ApiClient) -> int:
         body = client.get_json(METADATA_PATH, resource="metadata") or {}
@@ -259,6 +261,20 @@ class PowerSchoolSource:
         size = min(self.options.page_size, limit) if limit and limit > 0 else self.options.page_size
         log.info("powerschool: page size %d (server maximum %s)", size, limit if limit else "not announced")
         return size
+
+
+def _text_frame(records: list[dict]) -> pd.DataFrame:
+    """A page's records as a frame of Arrow text columns. PowerQuery answers carry every value as text (or leave the
+    field out), so each column becomes one Arrow string array -- about half the time of pandas' record-by-record
+    construction, which matters because pages are decoded on the reader threads. A SIS that sends numbers or
+    booleans gets pandas' conversion to text."""
+    columns = sorted(set().union(*records)) if records else []
+    try:
+        table = pa.table({c: pa.array([r.get(c) for r in records], pa.string()) for c in columns})
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        frame = pd.DataFrame.from_records(records)
+        return frame.astype(TEXT) if len(frame.columns) else frame
+    return table.to_pandas(types_mapper={pa.string(): pd.StringDtype("pyarrow")}.get)
 
 
 class _PagedReader:
@@ -289,8 +305,7 @@ class _PagedReader:
         if isinstance(records, dict):  # a one-record answer may come as an object, not a list
             records = [records]
         self.client.progress(resource, records=len(records))
-        frame = pd.DataFrame.from_records(records)
-        return frame.astype(TEXT) if len(frame.columns) else frame
+        return _text_frame(records)
 
     def _read(self, resources: list[str]) -> dict[str, tuple[int, pd.DataFrame]]:
         counts = dict(zip(resources, self.client.map(self._count, resources)))
