@@ -16,7 +16,7 @@ import pytest
 
 from rostering.devservers.aeries_server import LocalAeriesServer
 from rostering.sis.demo import generate_district
-from rostering.sis.schema import COLUMNS
+from rostering.sis.schema import COLUMNS, PRIMARY_KEYS
 from rostering.sis.sources.aeries import (
     R_CLASSES, R_ENROLLMENT, R_SECTIONS, R_STAFF, R_STUDENTS, AeriesOptions, AeriesSource, dates, grades,
     map_district, parse_options,
@@ -26,15 +26,7 @@ from rostering.sis.sources.base import IncompleteReadError, SourceAccessError, S
 YEAR = 2027
 AS_OF = dt.date(2027, 2, 1)
 CERT = "0123456789abcdef0123456789abcdef"
-KEYS = {
-    "district": ["district_id"], "school": ["school_id"], "term": ["term_id"], "course": ["course_id"],
-    "section": ["section_id"], "staff": ["staff_id"], "staff_school": ["staff_id", "school_id"],
-    "section_staff": ["section_id", "staff_id", "start_date"], "student": ["student_id"],
-    "school_enrollment": ["student_id", "school_id", "entry_date"],
-    "section_enrollment": ["student_id", "section_id", "entry_date"],
-    "student_program": ["student_id", "program_code", "start_date"], "student_group": ["student_group_id"],
-    "student_group_member": ["student_group_id", "student_id"],
-}
+KEYS = PRIMARY_KEYS  # each table's primary key (rostering.sis.schema)
 # Fields Aeries cannot carry, (table, column) -> why. Empty: the district's extension fields are options whose
 # defaults name what the stand-in serves (docs/sis-sources.md, Aeries section), so every field round-trips.
 KNOWN_DIFFERENCES: dict[tuple[str, str], str] = {}

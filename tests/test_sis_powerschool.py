@@ -18,7 +18,7 @@ import pytest
 
 from rostering.devservers.powerschool_server import LocalPowerSchoolServer, powerschool_records
 from rostering.sis.demo import generate_district
-from rostering.sis.schema import COLUMNS
+from rostering.sis.schema import COLUMNS, PRIMARY_KEYS
 from rostering.sis.sources.base import (
     IncompleteReadError, Rejections, SourceAccessError, SourceConnection, SourceError, SourceRead,
 )
@@ -29,16 +29,7 @@ YEAR = 2027
 AS_OF = dt.date(2026, 10, 1)
 CLIENT_ID, SECRET = "rostering-test", "s3cret-for-tests"
 
-# Each table's primary key (include/sql/schema/sis_schema.sql)
-KEYS = {
-    "district": ["district_id"], "school": ["school_id"], "term": ["term_id"], "course": ["course_id"],
-    "section": ["section_id"], "staff": ["staff_id"], "staff_school": ["staff_id", "school_id"],
-    "section_staff": ["section_id", "staff_id", "start_date"], "student": ["student_id"],
-    "school_enrollment": ["student_id", "school_id", "entry_date"],
-    "section_enrollment": ["student_id", "section_id", "entry_date"],
-    "student_program": ["student_id", "program_code", "start_date"], "student_group": ["student_group_id"],
-    "student_group_member": ["student_group_id", "student_id"],
-}
+KEYS = PRIMARY_KEYS  # each table's primary key (rostering.sis.schema)
 
 # Fields PowerSchool cannot carry, each with why. The demo district uses none of them, so the round trip below
 # compares every column; a district whose model data used them would see these differ:

@@ -35,15 +35,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
-import threading
 from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 
-from rostering.devservers.api_standin import StandinRequest, StandinResponse, StandinServer, error
+from rostering.devservers.api_standin import (
+    StandinRequest, StandinResponse, StandinServer, error, serve_until_signalled,
+)
 
 CERT_HEADER = "AERIES-CERT"
 GRADE_CODES = {"PK": -2, "TK": -1, "KG": 0, **{f"{g:02d}": g for g in range(1, 13)}}
@@ -394,17 +394,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not certificate:
         parser.error("set ROSTERING_AERIES_CERT (the API certificate clients must send)")
     tables = generate_district(args.students, school_year=args.school_year)
-    stop = threading.Event()
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        with LocalAeriesServer(tables, certificate=certificate, latency_s=args.latency_ms / 1000,
-                               port=args.port) as server:
-            print(f"Aeries stand-in listening on {server.url} (school year {server.database_year})", flush=True)
-            while not stop.wait(0.5):
-                pass
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    server = LocalAeriesServer(tables, certificate=certificate, latency_s=args.latency_ms / 1000,
+                               port=args.port).start()
+    serve_until_signalled(server, f"Aeries stand-in listening on {server.url} (school year {server.database_year})")
     return 0
 
 

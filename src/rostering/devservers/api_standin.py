@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import signal
 import threading
 import time
 from dataclasses import dataclass, field
@@ -57,6 +58,19 @@ class StandinResponse:
 
 def error(status: int, message: str, **extra: Any) -> StandinResponse:
     return StandinResponse(status, {"message": message, **extra})
+
+
+def serve_until_signalled(server: "StandinServer", banner: str) -> None:
+    """The stand-ins' command lines: print ``banner`` and serve until SIGTERM or SIGINT, then stop."""
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        print(banner, flush=True)
+        stop.wait()
+    finally:
+        server.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def page_slice(records: Sequence, *, page: int, page_size: int) -> Sequence:

@@ -33,7 +33,6 @@ import hmac
 import logging
 import os
 import secrets
-import signal
 import sys
 import threading
 import time
@@ -42,7 +41,9 @@ from urllib.parse import parse_qs
 
 import pandas as pd
 
-from rostering.devservers.api_standin import StandinRequest, StandinResponse, StandinServer, error
+from rostering.devservers.api_standin import (
+    StandinRequest, StandinResponse, StandinServer, error, serve_until_signalled,
+)
 from rostering.sis.sources.powerschool import (
     DEFAULT_GRADE_LEVELS, DEFAULT_PROGRAM_CODES, DEFAULT_SECTION_ROLES, DEFAULT_STAFF_ROLES, QUERIES, YEARID_OFFSET,
 )
@@ -418,13 +419,8 @@ def main(argv: list[str] | None = None) -> int:
                                     school_year=args.school_year, latency_s=args.latency_ms / 1000,
                                     rate_limit_per_s=args.rate_limit, max_page_size=args.max_page_size,
                                     port=args.port).start()
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    print(f"PowerSchool stand-in on {server.url} ({args.students} students, school year {args.school_year})",
-          flush=True)
-    stop.wait()
-    server.stop()
+    serve_until_signalled(server, f"PowerSchool stand-in on {server.url} ({args.students} students, school year "
+                                  f"{args.school_year})")
     return 0
 
 

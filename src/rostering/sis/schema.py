@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Literal, get_args
 
 import sqlalchemy as sa
 
@@ -48,6 +49,28 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "student_program": ("student_id", "program_code", "status_code", "start_date", "end_date"),
     "student_group": ("student_group_id", "school_id", "group_code", "name", "owner_staff_id"),
     "student_group_member": ("student_group_id", "student_id"),
+}
+
+# The model's value vocabularies (the DDL's comments): option maps of every source are typed with them, so a typo in
+# config/sis.yaml fails at parse time instead of turning into wrong rosters.
+CedsGrade = Literal["PK", "TK", "KG", "01", "02", "03", "04", "05", "06", "07", "08", "09", "10", "11", "12"]
+TermType = Literal["schoolYear", "semester", "term", "gradingPeriod"]
+StaffRole = Literal["teacher", "administrator", "district_administrator", "counselor", "aide", "other"]
+SectionStaffRole = Literal["lead", "co_teacher", "job_share", "aide"]
+SchoolLevel = Literal["elementary", "middle", "high", "other"]
+CaasppSubject = Literal["ELA", "Math", "ALL"]
+EnglishLearnerStatus = Literal["EL", "RFEP", "IFEP"]
+STAFF_ROLES: tuple[str, ...] = get_args(StaffRole)
+
+# Each table's primary key (the DDL's): sources return their tables sorted by it; tests compare tables by it.
+PRIMARY_KEYS: dict[str, list[str]] = {
+    "district": ["district_id"], "school": ["school_id"], "term": ["term_id"], "course": ["course_id"],
+    "section": ["section_id"], "staff": ["staff_id"], "staff_school": ["staff_id", "school_id"],
+    "section_staff": ["section_id", "staff_id", "start_date"], "student": ["student_id"],
+    "school_enrollment": ["student_id", "school_id", "entry_date"],
+    "section_enrollment": ["student_id", "section_id", "entry_date"],
+    "student_program": ["student_id", "program_code", "start_date"], "student_group": ["student_group_id"],
+    "student_group_member": ["student_group_id", "student_id"],
 }
 
 

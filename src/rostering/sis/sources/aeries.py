@@ -37,9 +37,12 @@ from typing import Any, ClassVar, Literal, Mapping
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from rostering.sis.schema import COLUMNS
+from rostering.sis.schema import (
+    COLUMNS, STAFF_ROLES, CaasppSubject, CedsGrade, EnglishLearnerStatus, SchoolLevel, SectionStaffRole, StaffRole,
+    TermType,
+)
 from rostering.sis.sources.base import (
     IncompleteReadError, Rejections, SourceConnection, SourceError, SourceRead, empty_table,
 )
@@ -81,12 +84,6 @@ PER_SCHOOL: dict[str, tuple[str, bool, tuple[str, ...]]] = {
     R_GROUPS: ("/api/v5/schools/{sc}/StudentGroups", False, ("GroupId",)),
 }
 
-MODEL_STAFF_ROLES = ("teacher", "administrator", "district_administrator", "counselor", "aide", "other")
-SECTION_STAFF_ROLES = ("lead", "co_teacher", "job_share", "aide")
-CEDS_GRADES = ("PK", "TK", "KG", *(f"{g:02d}" for g in range(1, 13)))
-TERM_TYPES = ("schoolYear", "semester", "term", "gradingPeriod")
-CAASPP_SUBJECTS = ("ELA", "Math", "ALL")
-SCHOOL_LEVELS = ("elementary", "middle", "high", "other")
 TRUE_VALUES = ("Y", "YES", "TRUE", "1", "T", "X")
 
 
@@ -112,9 +109,9 @@ class AeriesOptions(BaseModel):
     # -- district and schools --------------------------------------------------------------------------------
     district_id: str = "D1"
     school_number_field: str | None = "SchoolNumber"  # missing/blank -> the Aeries school code
-    school_levels: dict[str, str] = Field(default_factory=dict)  # school code -> level; else from the grades
+    school_levels: dict[str, SchoolLevel] = Field(default_factory=dict)  # school code -> level; else from the grades
     district_wide_terms: bool = True  # one term per TermCode for the district (school_id NULL)
-    term_types: dict[str, str] = Field(default_factory=lambda: {
+    term_types: dict[str, TermType] = Field(default_factory=lambda: {
         "Y": "schoolYear", "S1": "semester", "S2": "semester", "F": "semester", "S": "semester",
         "T1": "term", "T2": "term", "T3": "term",
         "Q1": "gradingPeriod", "Q2": "gradingPeriod", "Q3": "gradingPeriod", "Q4": "gradingPeriod",
@@ -127,26 +124,26 @@ class AeriesOptions(BaseModel):
     # CAASPP subject of a section: Aeries has no section field (its CERS extract picks the subject per profile),
     # so it comes from a course field through a map; per-course overrides win.
     caaspp_subject_course_field: str = "SubjectArea1Code"
-    caaspp_subject_map: dict[str, str] = Field(default_factory=lambda: {
+    caaspp_subject_map: dict[str, CaasppSubject] = Field(default_factory=lambda: {
         "English Language Arts": "ELA", "Mathematics": "Math", "Multiple Subjects": "ALL"})
-    caaspp_subject_by_course: dict[str, str] = Field(default_factory=dict)
+    caaspp_subject_by_course: dict[str, CaasppSubject] = Field(default_factory=dict)
     section_id_field: str | None = "SectionID"  # missing/blank -> section_id_format
     section_id_format: str = "{SchoolCode}-{SectionNumber}"
     class_expression_format: str | None = "{Period}(A)"
     # SectionStaffMembers: StaffRoleCode -> model role; a blank code is lead when IsPrimaryTeacher, else
     # secondary_staff_role. A non-blank code missing here is rejected.
-    staff_role_map: dict[str, str] = Field(default_factory=lambda: {
+    staff_role_map: dict[str, SectionStaffRole] = Field(default_factory=lambda: {
         "LD": "lead", "CO": "co_teacher", "JS": "job_share", "AI": "aide"})
-    secondary_staff_role: str = "co_teacher"
+    secondary_staff_role: SectionStaffRole = "co_teacher"
 
     # -- staff -----------------------------------------------------------------------------------------------
     staff_role_field: str | None = "Title"  # its value if it is a model staff role, else staff_role_by_title
-    staff_role_by_title: dict[str, str] = Field(default_factory=dict)
-    staff_role_default: str = "teacher"
+    staff_role_by_title: dict[str, StaffRole] = Field(default_factory=dict)
+    staff_role_default: StaffRole = "teacher"
     staff_username_field: str = "NetworkLoginID"
 
     # -- students --------------------------------------------------------------------------------------------
-    grade_map: dict[int, str] = Field(default_factory=lambda: {
+    grade_map: dict[int, CedsGrade] = Field(default_factory=lambda: {
         -2: "PK", -1: "TK", 0: "KG", **{g: f"{g:02d}" for g in range(1, 13)}})
     student_username_field: str = "NetworkLoginID"
     # CounselorNumber is documented as STU.CNS or the TCH.ID behind STU.CU, i.e. a staff id; "teacher_number" reads
@@ -176,74 +173,13 @@ class AeriesOptions(BaseModel):
     program_status_properties: dict[str, str] = Field(default_factory=lambda: {
         "SPED": "DisabilityCode", "HOMELESS": "HomelessDwellingTypeCode"})
     # English learners: STU.LF -> ELL status code; dates from LAC via Student Information Extended
-    language_fluency_map: dict[str, str] = Field(default_factory=lambda: {"L": "EL", "R": "RFEP", "I": "IFEP"})
+    language_fluency_map: dict[str, EnglishLearnerStatus] = Field(default_factory=lambda: {"L": "EL", "R": "RFEP", "I": "IFEP"})
     el_start_date_field: str | None = "EnglishLearnerStartDate"
     el_end_date_field: str | None = "EnglishLearnerEndDate"
     rfep_date_field: str | None = "DateRedesignatedFluentEnglishProficient"
 
     # -- student groups --------------------------------------------------------------------------------------
     group_id_format: str = "{GroupId}"  # SGD.GI is numbered per school: "{SchoolCode}-{GroupId}" if it repeats
-
-    # -- value checks: a typo in a map must fail at parse time, not turn into wrong rosters --------------------
-    @staticmethod
-    def _among(values: Any, allowed: tuple[str, ...], what: str) -> None:
-        wrong = sorted({str(v) for v in values} - set(allowed))
-        if wrong:
-            raise ValueError(f"{what} must be among {list(allowed)}, not {wrong}")
-
-    @field_validator("grade_map")
-    @classmethod
-    def _grades(cls, value: dict[int, str]) -> dict[int, str]:
-        cls._among(value.values(), CEDS_GRADES, "grades")
-        return value
-
-    @field_validator("staff_role_map")
-    @classmethod
-    def _section_roles(cls, value: dict[str, str]) -> dict[str, str]:
-        cls._among(value.values(), SECTION_STAFF_ROLES, "section staff roles")
-        return value
-
-    @field_validator("secondary_staff_role")
-    @classmethod
-    def _secondary_role(cls, value: str) -> str:
-        cls._among([value], SECTION_STAFF_ROLES, "secondary_staff_role")
-        return value
-
-    @field_validator("staff_role_by_title")
-    @classmethod
-    def _staff_roles(cls, value: dict[str, str]) -> dict[str, str]:
-        cls._among(value.values(), MODEL_STAFF_ROLES, "staff roles")
-        return value
-
-    @field_validator("staff_role_default")
-    @classmethod
-    def _staff_role_default(cls, value: str) -> str:
-        cls._among([value], MODEL_STAFF_ROLES, "staff_role_default")
-        return value
-
-    @field_validator("term_types")
-    @classmethod
-    def _term_types(cls, value: dict[str, str]) -> dict[str, str]:
-        cls._among(value.values(), TERM_TYPES, "term types")
-        return value
-
-    @field_validator("caaspp_subject_map", "caaspp_subject_by_course")
-    @classmethod
-    def _caaspp(cls, value: dict[str, str]) -> dict[str, str]:
-        cls._among(value.values(), CAASPP_SUBJECTS, "CAASPP subjects")
-        return value
-
-    @field_validator("school_levels")
-    @classmethod
-    def _levels(cls, value: dict[str, str]) -> dict[str, str]:
-        cls._among(value.values(), SCHOOL_LEVELS, "school levels")
-        return value
-
-    @field_validator("language_fluency_map")
-    @classmethod
-    def _fluency(cls, value: dict[str, str]) -> dict[str, str]:
-        cls._among(value.values(), ("EL", "RFEP", "IFEP"), "English-learner statuses")
-        return value
 
 
 def parse_options(options: Mapping | None) -> AeriesOptions:
@@ -596,7 +532,7 @@ def map_district(raw: Mapping[str, pd.DataFrame], *, options: AeriesOptions, sch
                   rule="aeries.staff.name_missing")
     stf, staff_id = stf[ok], staff_id[ok]
     title = text(column(stf, o.staff_role_field))
-    role = title.where(title.isin(MODEL_STAFF_ROLES), title.map(o.staff_role_by_title))
+    role = title.where(title.isin(STAFF_ROLES), title.map(o.staff_role_by_title))
     tables["staff"] = sorted_by_key(model_frame("staff", {
         "staff_id": staff_id, "first_name": first[ok], "middle_name": text(column(stf, "MiddleName")),
         "last_name": last[ok], "email": text(column(stf, "EmailAddress")),

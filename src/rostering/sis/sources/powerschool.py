@@ -41,7 +41,9 @@ import pandas as pd
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from rostering.sis.schema import COLUMNS
+from rostering.sis.schema import (
+    COLUMNS, PRIMARY_KEYS, CedsGrade, SectionStaffRole, StaffRole, TermType,
+)
 from rostering.sis.sources.base import (
     IncompleteReadError, Rejections, SourceConnection, SourceError, SourceRead,
 )
@@ -87,10 +89,6 @@ DEFAULT_STAFF_ROLES = {"Teacher": "teacher", "Administrator": "administrator",
 DEFAULT_PROGRAM_CODES = {"Special Education": "SPED", "Section 504": "504", "Title I": "TITLE1", "GATE": "GATE",
                          "Foster Youth": "FOSTER", "Homeless": "HOMELESS", "Socioeconomically Disadvantaged": "SED"}
 DEFAULT_TERM_TYPES = {1: "schoolYear", 2: "semester", 3: "term", 4: "gradingPeriod"}
-CEDS_GRADES = {"PK", "TK", "KG", *(f"{g:02d}" for g in range(1, 13))}
-TERM_TYPE_VALUES = {"schoolYear", "semester", "term", "gradingPeriod"}
-SECTION_ROLE_VALUES = {"lead", "co_teacher", "job_share", "aide"}
-STAFF_ROLE_VALUES = {"teacher", "administrator", "district_administrator", "counselor", "aide", "other"}
 SCHOOL_FIELDS = ("school_number", "id", "alternate_school_number")
 TERM_ID_FIELDS = {"id", "dcid", "schoolid", "yearid", "school_year", "abbreviation"}
 
@@ -124,13 +122,13 @@ class PowerSchoolOptions(BaseModel):
     school_id_field: str = "school_number"  # SCHOOLS field that is the model's school_id
     school_number_field: str = "alternate_school_number"  # ... and its school_number
     term_id_format: str = "{school_year}-{abbreviation}"  # fields: id dcid schoolid yearid school_year abbreviation
-    grade_levels: dict[int, str] = Field(default_factory=lambda: dict(DEFAULT_GRADE_LEVELS))
-    section_roles: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_SECTION_ROLES))
-    staff_roles: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_STAFF_ROLES))
+    grade_levels: dict[int, CedsGrade] = Field(default_factory=lambda: dict(DEFAULT_GRADE_LEVELS))
+    section_roles: dict[str, SectionStaffRole] = Field(default_factory=lambda: dict(DEFAULT_SECTION_ROLES))
+    staff_roles: dict[str, StaffRole] = Field(default_factory=lambda: dict(DEFAULT_STAFF_ROLES))
     program_codes: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_PROGRAM_CODES))
     program_exit_date_exclusive: bool = True  # SPENROLLMENTS.EXIT_DATE = first day out, like EXITDATE (unverified)
     ela_program_code: str | None = "ELL"  # S_CA_STU_ELA_C spans become this program (None: not read)
-    term_types: dict[int, str] = Field(default_factory=lambda: dict(DEFAULT_TERM_TYPES))
+    term_types: dict[int, TermType] = Field(default_factory=lambda: dict(DEFAULT_TERM_TYPES))
     queries: dict[str, str] = Field(default_factory=dict)  # resource -> PowerQuery name, overriding QUERIES
     student_groups: bool = True  # read the student-group queries (a district without groups: false)
     fields: FieldNames = Field(default_factory=FieldNames)
@@ -148,35 +146,6 @@ class PowerSchoolOptions(BaseModel):
         names = set(re.findall(r"{(\w+)}", value))
         if not names or names - TERM_ID_FIELDS:
             raise ValueError(f"may use only {sorted(TERM_ID_FIELDS)}")
-        return value
-
-    @field_validator("grade_levels")
-    @classmethod
-    def _grades(cls, value: dict[int, str]) -> dict[int, str]:
-        if set(value.values()) - CEDS_GRADES:
-            raise ValueError(f"grades must be CEDS codes {sorted(CEDS_GRADES)}")
-        return value
-
-    @field_validator("term_types")
-    @classmethod
-    def _term_types(cls, value: dict[int, str]) -> dict[int, str]:
-        if set(value.values()) - TERM_TYPE_VALUES:
-            raise ValueError(f"term types must be among {sorted(TERM_TYPE_VALUES)}")
-        return value
-
-    @field_validator("section_roles")
-    @classmethod
-    def _section_roles(cls, value: dict[str, str]) -> dict[str, str]:
-        bad = sorted(set(value.values()) - SECTION_ROLE_VALUES)
-        if bad:
-            raise ValueError(f"roles must be among {sorted(SECTION_ROLE_VALUES)}")
-        return value
-
-    @field_validator("staff_roles")
-    @classmethod
-    def _staff_roles(cls, value: dict[str, str]) -> dict[str, str]:
-        if set(value.values()) - STAFF_ROLE_VALUES:
-            raise ValueError(f"roles must be among {sorted(STAFF_ROLE_VALUES)}")
         return value
 
     @field_validator("queries")
@@ -809,16 +778,6 @@ def build_tables(raw: dict[str, pd.DataFrame], *, options: PowerSchoolOptions, s
     return {name: _finish(name, frame) for name, frame in tables.items()}
 
 
-# Each table's primary key (include/sql/schema/sis_schema.sql): the order the tables are returned in.
-PRIMARY_KEYS = {
-    "district": ["district_id"], "school": ["school_id"], "term": ["term_id"], "course": ["course_id"],
-    "section": ["section_id"], "staff": ["staff_id"], "staff_school": ["staff_id", "school_id"],
-    "section_staff": ["section_id", "staff_id", "start_date"], "student": ["student_id"],
-    "school_enrollment": ["student_id", "school_id", "entry_date"],
-    "section_enrollment": ["student_id", "section_id", "entry_date"],
-    "student_program": ["student_id", "program_code", "start_date"], "student_group": ["student_group_id"],
-    "student_group_member": ["student_group_id", "student_id"],
-}
 INT_COLUMNS = {"is_active", "excluded_from_state_reporting", "is_home", "reading_level_imputed", "school_year"}
 
 
