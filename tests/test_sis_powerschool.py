@@ -7,6 +7,7 @@ reader behaves when the server misbehaves (paging that does not add up, 401, 403
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import math
 import re
@@ -14,6 +15,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from rostering.devservers.powerschool_server import LocalPowerSchoolServer, powerschool_records
@@ -538,3 +540,28 @@ def test_a_rate_limited_server_is_read_completely(district, ps_records):
         statuses = [s for _, _, s in server.requests]
     assert 429 in statuses  # the limit was hit ...
     assert len(result.tables["section_enrollment"]) == len(district["section_enrollment"])  # ... and waited out
+
+
+def test_pages_parse_in_arrow_and_fall_back_for_what_arrow_cannot_take():
+    from rostering.sis.sources.powerschool import _frame, _page_table
+
+    def body(records) -> bytes:
+        return json.dumps({"name": "q", "record": records}).encode()
+
+    known: set[str] = set()
+    first, n = _page_table(body([{"id": "1", "entrydate": "2026-08-13"}, {"id": "2"}]), known)
+    assert n == 2 and known == {"id", "entrydate"}  # the first page teaches the resource's fields
+    second, _ = _page_table(body([{"id": "3", "entrydate": "2026-09-01"}]), set(known))
+    assert second.schema.field("entrydate").type == pa.string()  # a date stays text, as PowerSchool sent it
+    widened = set(known)
+    third, _ = _page_table(body([{"id": "4", "exitdate": "2027-06-12"}]), widened)  # a field not seen before
+    assert "exitdate" in widened and third.column("exitdate").to_pylist() == ["2027-06-12"]
+    numbers, _ = _page_table(body([{"id": 5, "active": True}]), {"id", "active"})  # not text: stringified
+    single, n = _page_table(json.dumps({"record": {"id": "6"}}).encode(), {"id"})  # one record as an object
+    assert n == 1
+    frame = _frame([first, second, third, numbers, single])
+    assert list(frame.columns) == ["active", "entrydate", "exitdate", "id"]
+    assert frame["id"].tolist() == ["1", "2", "3", "4", "5", "6"]
+    assert frame["entrydate"].isna().tolist()[:3] == [False, True, False]
+    assert frame["active"].tolist()[4] == "True" and frame["entrydate"].iloc[2] == "2026-09-01"
+    assert str(frame["id"].dtype) == str(pd.Series(["x"]).astype("string[pyarrow]").dtype)

@@ -169,6 +169,10 @@ class ApiClient:
     def post_json(self, path: str, *, resource: str, params: dict | None = None, json: Any = None) -> Any:
         return self._json("POST", path, resource=resource, params=params, json=json)
 
+    def post_bytes(self, path: str, *, resource: str, params: dict | None = None, json: Any = None) -> bytes:
+        """The answer's body as it came (an adapter that parses pages itself, e.g. straight into Arrow)."""
+        return self._send("POST", path, resource=resource, params=params, json=json).content
+
     def _json(self, method: str, path: str, *, resource: str, **kwargs: Any) -> Any:
         response = self._send(method, path, resource=resource, **kwargs)
         if not response.content:

@@ -32,13 +32,17 @@ enrollments of one student, references to unknown sections/courses/terms/student
 from __future__ import annotations
 
 import datetime as dt
+import io
 import logging
 import math
 import re
+import threading
 from typing import Any, ClassVar, Mapping
 
+import msgspec
 import pandas as pd
 import pyarrow as pa
+import pyarrow.json as pajson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from rostering.sis.schema import (
@@ -232,17 +236,56 @@ class PowerSchoolSource:
         return size
 
 
-def _text_frame(records: list[dict]) -> pd.DataFrame:
-    """A page's records as a frame of Arrow text columns. PowerQuery answers carry every value as text (or leave the
-    field out), so each column becomes one Arrow string array -- about half the time of pandas' record-by-record
-    construction, which matters because pages are decoded on the reader threads. A SIS that sends numbers or
-    booleans gets pandas' conversion to text."""
-    columns = sorted(set().union(*records)) if records else []
+class _Page(msgspec.Struct):
+    """A PowerQuery page as it comes: its records left as raw JSON, to be parsed in Arrow."""
+    record: list[msgspec.Raw] = []
+
+
+_PAGE = msgspec.json.Decoder(_Page)
+
+
+def _records_table(records: list[dict]) -> pa.Table:
+    """Records as Arrow text columns (the fallback: a record as an object, values that are not text)."""
+    frame = pd.DataFrame.from_records(records)
+    return pa.Table.from_pandas(frame.astype(TEXT) if len(frame.columns) else frame, preserve_index=False)
+
+
+def _page_table(body: bytes, known: set[str]) -> tuple[pa.Table, int]:
+    """One page as a table of text columns and its record count. PowerQuery answers carry every value as text (or
+    leave the field out): Arrow's JSON reader parses the records against an all-text schema of the fields seen so
+    far for the resource (``known``, widened when a page brings a new field), outside the interpreter lock, several
+    times faster than Python dicts -- pages are parsed on the reader threads while others are in flight. A page it
+    cannot take that way (a new field, a number or boolean, a record as an object) goes through Python."""
     try:
-        table = pa.table({c: pa.array([r.get(c) for r in records], pa.string()) for c in columns})
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        frame = pd.DataFrame.from_records(records)
-        return frame.astype(TEXT) if len(frame.columns) else frame
+        page = _PAGE.decode(body)
+    except msgspec.ValidationError:  # {"record": {...}}: a one-record answer as an object
+        page = None
+    if page is not None and known and page.record:
+        schema = pa.schema([(name, pa.string()) for name in sorted(known)])
+        try:
+            table = pajson.read_json(io.BytesIO(b"\n".join(page.record)),
+                                     read_options=pajson.ReadOptions(use_threads=False, block_size=len(body) + 1),
+                                     parse_options=pajson.ParseOptions(explicit_schema=schema,
+                                                                       unexpected_field_behavior="error"))
+            return table, table.num_rows
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            pass
+    decoded = msgspec.json.decode(body)
+    records = decoded.get("record") or [] if isinstance(decoded, dict) else []
+    if isinstance(records, dict):
+        records = [records]
+    known.update(*(r.keys() for r in records))
+    return _records_table(records), len(records)
+
+
+def _frame(tables: list[pa.Table]) -> pd.DataFrame:
+    """A resource's pages as one frame of Arrow-backed text (pages may differ in the fields they carry)."""
+    tables = [t for t in tables if t.num_columns]
+    if not tables:
+        return pd.DataFrame()
+    table = pa.concat_tables(tables, promote_options="permissive")
+    table = table.select(sorted(table.column_names))
+    table = table.cast(pa.schema([(name, pa.string()) for name in table.column_names]))
     return table.to_pandas(types_mapper={pa.string(): pd.StringDtype("pyarrow")}.get)
 
 
@@ -251,6 +294,8 @@ class _PagedReader:
 
     def __init__(self, client: ApiClient, source: PowerSchoolSource, *, yearid: int, page_size: int):
         self.client, self.source, self.yearid, self.page_size = client, source, yearid, page_size
+        self._fields: dict[str, set[str]] = {}  # resource -> the fields its pages have brought so far
+        self._lock = threading.Lock()
 
     def _body(self, resource: str) -> dict[str, Any]:
         return {"yearid": str(self.yearid)} if QUERIES[resource][2] else {}
@@ -263,28 +308,29 @@ class _PagedReader:
         except (TypeError, ValueError, AttributeError):
             raise SourceError(f"powerschool: {resource} answered its count without a number") from None
 
-    def _page(self, item: tuple[str, int]) -> pd.DataFrame:
-        """One page as a frame of text columns: the page's JSON dicts are dropped at once (a 500,000-student
-        district's CC is millions of records; columns of Arrow strings hold them in a fraction of the memory)."""
+    def _page(self, item: tuple[str, int]) -> pa.Table:
+        """One page as Arrow text columns: the page's JSON is not kept (a 500,000-student district's CC is millions
+        of records; columns of Arrow strings hold them in a fraction of the memory)."""
         resource, page = item
         path = QUERY_PATH.format(name=self.source.query_name(resource))
-        body = self.client.post_json(path, resource=resource, json=self._body(resource),
-                                     params={"page": page, "pagesize": self.page_size}) or {}
-        records = body.get("record") or [] if isinstance(body, dict) else []
-        if isinstance(records, dict):  # a one-record answer may come as an object, not a list
-            records = [records]
-        self.client.progress(resource, records=len(records))
-        return _text_frame(records)
+        body = self.client.post_bytes(path, resource=resource, json=self._body(resource),
+                                      params={"page": page, "pagesize": self.page_size})
+        with self._lock:
+            known = set(self._fields.setdefault(resource, set()))
+        table, records = _page_table(body, known)
+        with self._lock:
+            self._fields[resource] |= known
+        self.client.progress(resource, records=records)
+        return table
 
     def _read(self, resources: list[str]) -> dict[str, tuple[int, pd.DataFrame]]:
         counts = dict(zip(resources, self.client.map(self._count, resources)))
         items = [(r, p) for r in resources for p in range(1, math.ceil(counts[r] / self.page_size) + 1)]
         pages = self.client.map(self._page, items)
-        frames: dict[str, list[pd.DataFrame]] = {r: [] for r in resources}
+        tables: dict[str, list[pa.Table]] = {r: [] for r in resources}
         for (resource, _), page in zip(items, pages):
-            frames[resource].append(page)
-        return {r: (counts[r], pd.concat(frames[r], ignore_index=True) if frames[r] else pd.DataFrame())
-                for r in resources}
+            tables[resource].append(page)
+        return {r: (counts[r], _frame(tables[r])) for r in resources}
 
     @staticmethod
     def _incomplete(resource: str, count: int, frame: pd.DataFrame) -> str | None:
