@@ -107,7 +107,7 @@ def test_the_snapshot_sql_gives_identical_rows(district, server, tmp_path, as_of
 
     for name in ("model", "powerschool"):
         (tmp_path / name).mkdir()
-    model = snapshot_from_tables(SourceRead(tables=district), tmp_path / "model", as_of=as_of, school_year=YEAR)
+    model = snapshot_from_tables(SourceRead(tables=dict(district)), tmp_path / "model", as_of=as_of, school_year=YEAR)
     ours = snapshot_from_tables(read(server), tmp_path / "powerschool", as_of=as_of, school_year=YEAR)
     assert model.row_counts == ours.row_counts and sum(model.row_counts.values()) > 1000
     for parquet in sorted((tmp_path / "model").glob("*.parquet")):
@@ -214,7 +214,7 @@ def test_yearid_becomes_the_spring_school_year_and_terms_nest():
     assert list(terms.index) == ["2027-S1", "2027-Y"]
     assert set(terms["school_year"]) == {2027}
     assert terms.loc["2027-S1", "parent_term_id"] == "2027-Y" and terms.loc["2027-Y", "term_type"] == "schoolYear"
-    assert terms.loc["2027-S1", "school_id"] is None  # SCHOOLID 0: the district's calendar
+    assert pd.isna(terms.loc["2027-S1", "school_id"])  # SCHOOLID 0: the district's calendar
     assert tables["section"].loc[0, "term_id"] == "2027-S1"
 
 
@@ -230,7 +230,7 @@ def test_exit_dates_are_exclusive_and_the_year_end_means_still_enrolled():
     # EXITDATE 2026-10-01 is the first day not enrolled: the last day is 2026-09-30
     assert enrollments[("100002", "2026-08-14")] == "2026-09-30"
     # EXITDATE the day after the year term's last day: still enrolled (open)
-    assert enrollments[("100001", "2026-11-02")] is None
+    assert pd.isna(enrollments[("100001", "2026-11-02")])
 
 
 def test_reenrollment_history_joins_the_current_enrollment_and_never_attended_rows_go():
@@ -238,7 +238,7 @@ def test_reenrollment_history_joins_the_current_enrollment_and_never_attended_ro
     mine = tables["school_enrollment"][tables["school_enrollment"]["student_id"] == "100001"]
     # REENROLLMENTS 11 (ended 09-14) + the current one; 12 ended the day it started (EXITDATE <= ENTRYDATE)
     assert list(mine["entry_date"]) == ["2026-08-14", "2026-11-02"]
-    assert list(mine["exit_date"]) == ["2026-09-14", None]
+    assert list(mine["exit_date"].astype(object).where(mine["exit_date"].notna(), None)) == ["2026-09-14", None]
     assert rejected.empty
 
 
@@ -247,7 +247,7 @@ def test_negative_cc_section_is_a_dropped_class_with_its_dates():
     cc = tables["section_enrollment"].set_index(["student_id", "entry_date"])
     assert cc.loc[("100002", "2026-08-14"), "section_id"] == "200001"  # abs(-200001)
     assert cc.loc[("100002", "2026-08-14"), "exit_date"] == "2026-08-31"  # DATELEFT 09-01 exclusive
-    assert cc.loc[("100001", "2026-08-14"), "exit_date"] is None  # to the term's end: open
+    assert pd.isna(cc.loc[("100001", "2026-08-14"), "exit_date"])  # to the term's end: open
     assert ("100002", "2026-09-10") not in cc.index  # DATELEFT = DATEENROLLED: never attended
 
 
@@ -269,7 +269,7 @@ def test_grade_map_default_custom_and_unknown():
 def test_role_map_and_section_teacher_dates():
     tables, _ = build()
     staff = tables["section_staff"].set_index("staff_id")
-    assert staff.loc["10001", "staff_role"] == "lead" and staff.loc["10001", "end_date"] is None
+    assert staff.loc["10001", "staff_role"] == "lead" and pd.isna(staff.loc["10001", "end_date"])
     assert staff.loc["10002", "staff_role"] == "co_teacher" and staff.loc["10002", "end_date"] == "2026-10-30"
     mapped, _ = build(section_roles={"Lead Teacher": "lead", "Co-teacher": "job_share"})
     assert mapped["section_staff"].set_index("staff_id").loc["10002", "staff_role"] == "job_share"

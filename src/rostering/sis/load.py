@@ -33,9 +33,10 @@ def _python_columns(frame: pd.DataFrame) -> list:
 
 
 def _rows(frame: pd.DataFrame, chunk: int):
-    columns = _python_columns(frame)
+    """Rows as Python tuples, one chunk at a time (a whole column of Python objects at once would double the
+    memory of a 3.5-million-row table)."""
     for start in range(0, len(frame), chunk):
-        yield list(zip(*(c[start:start + chunk] for c in columns)))
+        yield list(zip(*_python_columns(frame.iloc[start:start + chunk])))
 
 
 def _csv_for_copy(frame: pd.DataFrame) -> io.BytesIO:
@@ -130,6 +131,20 @@ def _load_generic(engine: sa.Engine, frames: list[tuple[str, pd.DataFrame]], chu
         raise
     finally:
         raw.close()
+
+
+def stage_tables(tables: dict[str, pd.DataFrame], path) -> sa.Engine:
+    """Load an API source's model tables into a new SQLite file, table by table, **taking each out of** ``tables``
+    as it is written, so its memory goes before the next table's rows are made (a 500,000-student district)."""
+    unknown = sorted(set(tables) - set(TABLES))
+    if unknown:
+        raise ValueError(f"not SIS model tables: {unknown}")
+    engine = sa.create_engine(f"sqlite:///{path}")
+    create_schema(engine, drop_existing=True)
+    for table in TABLES:
+        if table in tables:
+            _load_sqlite(engine, [(table, _checked(table, tables.pop(table)))])
+    return engine
 
 
 def load_district(tables: dict[str, pd.DataFrame], url_or_engine: str | sa.URL | sa.Engine) -> None:

@@ -54,24 +54,23 @@ def take_snapshot(source: Any, out_dir: Path, *, as_of: dt.date, school_year: in
 
 
 def snapshot_from_tables(read: SourceRead, out_dir: Path, *, as_of: dt.date, school_year: int) -> SnapshotInfo:
-    """Stage an adapter's model tables in SQLite, run the snapshot SQL there, and merge the adapter's rejections
-    (listed first) with the input checks' in ``rejected.csv``."""
-    import sqlalchemy as sa
-
+    """Stage an adapter's model tables in SQLite (``read.tables`` is emptied on the way), run the snapshot SQL
+    there, and merge the adapter's rejections (listed first) with the input checks' in ``rejected.csv``."""
     from rostering.csvio import write_csv
     from rostering.sis.checks import REPORT_COLUMNS
-    from rostering.sis.load import load_district
+    from rostering.sis.load import stage_tables
 
     out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     staging = out_dir / STAGING
     staging.unlink(missing_ok=True)
-    engine = sa.create_engine(f"sqlite:///{staging}")
+    engine = None
     try:
         staging.touch(mode=0o600)
-        load_district(read.tables, engine)
+        engine = stage_tables(read.tables, staging)  # consumes read.tables: each frame freed once written
         info = extract_snapshot(engine, out_dir, as_of=as_of, school_year=school_year)
     finally:
-        engine.dispose()
+        if engine is not None:
+            engine.dispose()
         staging.unlink(missing_ok=True)
     if read.stats:
         (out_dir / SOURCE_STATS).write_text(json.dumps({"resources": read.stats, "pull_seconds": read.pull_seconds},
