@@ -58,6 +58,12 @@ class RunPaths:
         safe_run = re.sub(r"[^0-9A-Za-z._-]", "_", run_id)
         return cls((base or work_dir()) / dag_id / safe_run)
 
+    def make_private(self) -> None:
+        """Children's records: the run folder (and its DAG and work folders) owner-only, whatever the files' modes."""
+        for folder in (self.root.parent.parent, self.root.parent, self.root):
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            folder.chmod(0o700)
+
     @property
     def snapshot(self) -> Path:
         return self.root / "snapshot"
@@ -85,10 +91,7 @@ class RunPaths:
 def extract(engine, paths: RunPaths, run: RunOptions) -> dict[str, Any]:
     from rostering.sis.extract import extract_snapshot
 
-    # Children's records: the run folder is owner-only, whatever the files' own modes.
-    for folder in (paths.root.parent.parent, paths.root.parent, paths.root):
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        folder.chmod(0o700)
+    paths.make_private()
     info = extract_snapshot(engine, paths.snapshot, as_of=run.as_of, school_year=run.school_year)
     if info.rejected:  # the snapshot is deleted after the run; the DBA's list of records to fix stays with the reports
         paths.reports.mkdir(parents=True, exist_ok=True)

@@ -57,26 +57,6 @@ def source_from_airflow(config: "SisConfig") -> Iterator[Any]:
             close()
 
 
-def taker(source: Any, config: "SisConfig", *, as_of: dt.date, school_year: int,
-          reports_dir: Path | None = None):
-    """``take(out_dir)`` for SnapshotStore: take_snapshot of ``source``; a refused snapshot's rejected.csv is kept
-    in ``reports_dir`` (the temporary folder is deleted, and the DBA needs the list of records to fix)."""
-    from rostering.sis.extract import REJECTED
-    from rostering.sis.snapshot import SnapshotRejected, take_snapshot
-
-    def take(out_dir: Path):
-        try:
-            info = take_snapshot(source, out_dir, as_of=as_of, school_year=school_year,
-                                 max_rejected_share=config.max_rejected_share)
-        except SnapshotRejected:
-            keep_rejected_report(out_dir / REJECTED, reports_dir)
-            raise
-        keep_rejected_report(out_dir / REJECTED, reports_dir)
-        return info
-
-    return take
-
-
 def keep_rejected_report(report: Path, reports_dir: Path | None) -> Path | None:
     if reports_dir is None or not report.exists():
         return None
@@ -91,9 +71,18 @@ def snapshot_for(config: "SisConfig", store: "SnapshotStore", *, as_of: dt.date,
                  reports_dir: Path | None = None, replace: bool = False) -> tuple["StoredSnapshot", bool]:
     """The store's snapshot of ``as_of``; made from the configured source and published when there is none (or
     always, with ``replace``: the nightly run). Returns (snapshot, True when this call read the SIS)."""
+    from rostering.sis.extract import REJECTED
+    from rostering.sis.snapshot import take_snapshot
+
     def take(out_dir: Path):
-        with source_from_airflow(config) as source:
-            return taker(source, config, as_of=as_of, school_year=school_year, reports_dir=reports_dir)(out_dir)
+        """Read the SIS into ``out_dir``; its rejected.csv is kept in ``reports_dir`` even when the snapshot is
+        refused (the temporary folder is deleted, and the DBA needs the list of records to fix)."""
+        try:
+            with source_from_airflow(config) as source:
+                return take_snapshot(source, out_dir, as_of=as_of, school_year=school_year,
+                                     max_rejected_share=config.max_rejected_share)
+        finally:
+            keep_rejected_report(out_dir / REJECTED, reports_dir)
 
     stored = None if replace else store.find(as_of)
     if stored is not None and stored.info.source != config.source:  # the deployment switched SIS since: re-read
@@ -125,9 +114,7 @@ def snapshot_for_run(paths: Any, run: Any, *, config: "SisConfig | None" = None,
 
     config = config or load_sis_config()
     store = store or SnapshotStore()
-    for folder in (paths.root.parent.parent, paths.root.parent, paths.root):  # children's records: owner-only
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        folder.chmod(0o700)
+    paths.make_private()
     for _ in range(3):  # a version pruned between find and link (a re-run replaced it): look again
         stored, made = snapshot_for(config, store, as_of=run.as_of, school_year=run.school_year,
                                     reports_dir=paths.reports)

@@ -160,7 +160,5 @@ def _context():
     except ValueError as error:
         raise AirflowFailException(str(error)) from None
     paths = RunPaths.for_run(dag_run.dag_id, dag_run.run_id)
-    for folder in (paths.root.parent.parent, paths.root.parent, paths.root):  # children's records: owner-only
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        folder.chmod(0o700)
+    paths.make_private()
     return sis, run, paths
