@@ -362,7 +362,7 @@ class RosteringEndpoints:
         self._sis_created = False
 
     def start(self) -> "RosteringEndpoints":
-        from mail_capture import MailCatcher
+        from rostering.devservers.mail_catcher import MailCatcher
 
         from rostering.devservers.cers_server import LocalCersServer
         from rostering.devservers.demo import vendor_profiles

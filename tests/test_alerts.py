@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mail_capture import MailCatcher
+from rostering.devservers.mail_catcher import MailCatcher
 
 RECIPIENT = "rostering-alerts@district.example.org"  # config/vendors/stmath.yaml notify.email
 
@@ -69,6 +69,92 @@ def test_an_unexpected_error_is_named_by_its_class_only(tmp_path, monkeypatch):
                                  error=error)
     assert "FAILED at extract" in subject
     assert "ValueError" in body and "1234567890" not in body and "Maria" not in body
+
+
+# -- a mail that cannot go out ----------------------------------------------------------------------------------------
+
+CALL_TWICE = """
+from rostering.alerts import RunMail
+mail = RunMail(kind="{kind}", title="CERS", recipients=["rostering-alerts@district.example.org"],
+               smtp_conn_id="smtp_default")
+class DagRun:
+    dag_id = "cers_student_groups"
+    run_id = "manual__1"
+class TaskInstance:
+    task_id = "deliver"
+    try_number = 1
+for _ in range(2):  # e.g. a failed task's callback and the run's: one warning per run
+    mail({{"dag_run": DagRun(), "run_id": "manual__1", "ti": TaskInstance(), "exception": ValueError("x")}})
+print("run outcome stands")
+"""
+
+
+def _call_the_callback_twice(tmp_path, kind: str, smtp_connection: str | None):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW_CONN_")}
+    env["ROSTERING_WORK_DIR"] = str(tmp_path / "work")
+    if smtp_connection:
+        env["AIRFLOW_CONN_SMTP_DEFAULT"] = smtp_connection
+    done = subprocess.run([sys.executable, "-c", CALL_TWICE.format(kind=kind)], env=env, capture_output=True,
+                          text=True, timeout=120)
+    return done.returncode, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("kind", ["success", "failure"])
+def test_a_missing_smtp_connection_is_one_clear_warning_not_a_traceback(tmp_path, kind):
+    code, output = _call_the_callback_twice(tmp_path, kind, smtp_connection=None)
+    assert code == 0 and "run outcome stands" in output, output
+    assert "Traceback" not in output and "SMTP connection is not found" not in output, output
+    warnings = [line for line in output.splitlines() if "was not sent" in line]
+    assert len(warnings) == 1, output  # once per run, however many callbacks fire
+    assert "'smtp_default' is not defined" in warnings[0] and "docs/operations.md" in warnings[0]
+
+
+def test_an_smtp_relay_that_refuses_is_a_warning_naming_the_connection_not_a_traceback(tmp_path):
+    from rostering.devservers.mail_catcher import MailCatcher
+
+    catcher = MailCatcher()  # its port, never started: the relay refuses the connection
+    code, output = _call_the_callback_twice(tmp_path, "success", smtp_connection=catcher.connection_json())
+    assert code == 0 and "run outcome stands" in output, output
+    assert "Traceback" not in output, output
+    assert "not sent: ConnectionRefusedError talking to SMTP connection 'smtp_default'" in output, output
+    assert "rostering-alerts@district.example.org" not in output  # recipients are not logged either
+
+
+def test_the_demo_points_every_alert_connection_at_its_mail_catcher_and_lists_what_it_caught(capsys):
+    import smtplib
+    from email.message import EmailMessage
+
+    from rostering.devservers.demo import airflow_env, report_mails, smtp_conn_ids
+    from rostering.devservers.mail_catcher import MailCatcher
+
+    with MailCatcher() as catcher:
+        env = airflow_env(Path("sis.sqlite"), sftp=_NoSftp(), passwords=_AnyPassword(), mail=catcher)
+        assert "smtp_default" in smtp_conn_ids()
+        for conn_id in smtp_conn_ids():
+            assert json.loads(env[f"AIRFLOW_CONN_{conn_id.upper()}"])["port"] == catcher.port
+        message = EmailMessage()
+        message["Subject"], message["From"], message["To"] = "[rostering] CERS: delivered", "a@x.org", RECIPIENT
+        message.set_content("Body with Maria Lopez")
+        with smtplib.SMTP("127.0.0.1", catcher.port) as smtp:
+            smtp.send_message(message)
+        catcher.wait_for(1, timeout=10)
+        report_mails(catcher)
+    printed = capsys.readouterr().out
+    assert f"[rostering] CERS: delivered  ->  {RECIPIENT}" in printed
+    assert "Maria" not in printed  # subject and recipients only
+
+
+class _NoSftp:
+    host, port, host_key_line = "127.0.0.1", 0, "ssh-ed25519 AAAA"
+
+
+class _AnyPassword(dict):
+    def __missing__(self, key):
+        return "demo-pass"
 
 
 # -- a real run, a real SMTP server ------------------------------------------------------------------------------------

@@ -36,9 +36,12 @@ def test_the_dag_is_documented_parametrised_and_scheduled(cers_dag):
 def test_a_run_uploads_the_scheduled_profiles_and_cers_holds_the_groups(cers_dag, tmp_path, monkeypatch):
     from rostering.delivery.records import last_good
     from rostering.devservers.cers_server import LocalCersServer
+    from rostering.devservers.mail_catcher import MailCatcher
 
     sis = make_district(tmp_path / "sis.sqlite")
-    with LocalCersServer(client_id="cid", client_secret="csecret-value", users={"sysuser": "pw-value"}) as server:
+    with LocalCersServer(client_id="cid", client_secret="csecret-value", users={"sysuser": "pw-value"}) as server, \
+            MailCatcher() as smtp:
+        monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", smtp.connection_json())
         monkeypatch.setenv("ROSTERING_WORK_DIR", str(tmp_path / "work"))
         monkeypatch.setenv("ROSTERING_STATE_DIR", str(tmp_path / "state"))
         monkeypatch.setenv("AIRFLOW_CONN_SIS_DB", json.dumps({"conn_type": "sqlite", "host": str(sis)}))
@@ -46,7 +49,13 @@ def test_a_run_uploads_the_scheduled_profiles_and_cers_holds_the_groups(cers_dag
             {"conn_type": "http", "host": server.url, "login": "sysuser", "password": "pw-value",
              "extra": {"token_url": "/auth/token", "client_id": "cid", "client_secret": "csecret-value"}}))
         dag_run = cers_dag.test(run_conf={"as_of_date": "2026-11-23"})
+        mails = smtp.wait_for(1, timeout=30)
     assert dag_run.state == "success"
+    # the DAG-level success mail (notify.on_success): its callback context holds a SerializedDAG, which once broke
+    # the notifier's sender rendering on every run
+    assert [(m.subject, m.rcpt_tos) for m in mails] == [
+        (f"[rostering] CERS student groups: delivered (run {dag_run.run_id})",
+         ["assessment-coordinator@district.example.org"])]
 
     # CERS holds the scheduled profiles' groups (caaspp_sections + counselor_caseloads) of both schools
     assert sorted(name for _, name, _ in server.groups) == sorted([

@@ -201,11 +201,66 @@ class RunMail:
                             try_number=getattr(ti, "try_number", None))
 
     def __call__(self, context: dict[str, Any]) -> None:
+        """Send the mail. A mail that cannot go out never fails the run nor hides its outcome: a missing SMTP
+        connection is one warning per run saying how to fix it; any other send error is a warning naming its class."""
+        run_id = context.get("run_id") or getattr(context.get("dag_run"), "run_id", "")
+        connection = smtp_connection(self.smtp_conn_id)
+        if connection is None:
+            self._warn_once(context, f"the {self.kind} e-mail for run {run_id} was not sent: the SMTP connection "
+                                     f"'{self.smtp_conn_id}' is not defined. Add it as an Airflow connection (host, "
+                                     "port, login, password, extra.from_email): docs/operations.md, section 9 Alerts.")
+            return
         from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 
+        # the sender resolved here, not by the notifier: it would render it as a template against the callback's
+        # SerializedDAG, which has no template environment (AttributeError in every DAG-level callback)
+        from_email = self.from_email or connection.extra_dejson.get("from_email")
+        if not from_email:
+            self._warn_once(context, f"the {self.kind} e-mail for run {run_id} was not sent: no sender. Set "
+                                     f"extra.from_email on the SMTP connection '{self.smtp_conn_id}' (or notify."
+                                     "from_email): docs/operations.md, section 9 Alerts.")
+            return
         subject, body = self.compose(context)
-        notifier = SmtpNotifier(to=self.recipients, from_email=self.from_email, subject=subject,
+        notifier = SmtpNotifier(to=self.recipients, from_email=from_email, subject=subject,
                                 html_content=body, smtp_conn_id=self.smtp_conn_id)
-        notifier.notify(context)  # not __call__: our text is final, it is not a Jinja template
-        log.info("sent the %s mail for %s to %d recipient(s)", self.kind, context.get("run_id"),
-                 len(self.recipients))
+        try:
+            notifier.notify(context)  # not __call__: our text is final, it is not a Jinja template
+        except Exception as error:  # noqa: BLE001 - the run's outcome stands whatever the mail relay does
+            # the class only: an SMTP error can quote the recipients or the message
+            log.warning("the %s e-mail for run %s was not sent: %s talking to SMTP connection '%s' "
+                        "(docs/operations.md, section 9 Alerts)", self.kind, run_id, type(error).__name__,
+                        self.smtp_conn_id)
+            return
+        log.info("sent the %s mail for %s to %d recipient(s)", self.kind, run_id, len(self.recipients))
+
+    def _warn_once(self, context: dict[str, Any], message: str) -> None:
+        """Log ``message`` once per run (the failure and success callbacks of a run may run in different processes:
+        the run's reports folder remembers it was said)."""
+        dag_run = context.get("dag_run")
+        dag_id = getattr(dag_run, "dag_id", None) or getattr(context.get("dag"), "dag_id", "")
+        run_id = context.get("run_id") or getattr(dag_run, "run_id", "")
+        try:
+            reports = _paths(dag_id, run_id).reports
+            reports.mkdir(mode=0o700, parents=True, exist_ok=True)
+            with open(reports / MAIL_NOT_SENT, "x") as marker:
+                marker.write(message + "\n")
+        except FileExistsError:
+            return
+        except OSError:
+            pass  # no run folder to remember it in: saying it twice beats not saying it
+        log.warning(message)
+
+
+MAIL_NOT_SENT = "mail_not_sent.txt"
+
+
+def smtp_connection(conn_id: str) -> Any | None:
+    """The Airflow connection (secrets backend, environment or metadata DB), or None -- without the traceback the
+    SMTP hook prints when it is missing."""
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        return BaseHook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        return None

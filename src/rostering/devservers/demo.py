@@ -12,7 +12,8 @@ Connections reach Airflow the way production secrets do, as ``AIRFLOW_CONN_*`` v
 at the demo SQLite file (or the stand-in, with credentials generated for this run); each SFTP vendor connection at the
 local server, with its host key pinned and a password generated for this run (never printed); the CERS API
 connection at the local CERS import stand-in (rostering.devservers.cers_server), with a client secret and
-system-user password generated for this run.
+system-user password generated for this run; ``smtp_default`` at a local mail catcher
+(rostering.devservers.mail_catcher), so the alert mails go through the real path and the closing summary lists them.
 """
 from __future__ import annotations
 
@@ -23,14 +24,16 @@ import os
 import secrets
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 from typing import Any
 
 from rostering.csvio import sha256_of
 from rostering.devservers.cers_server import LocalCersServer
+from rostering.devservers.mail_catcher import MailCatcher
 from rostering.devservers.sftp_server import LocalSFTPServer
-from rostering.paths import config_dir, project_root
+from rostering.paths import config_dir, project_root, work_dir
 from rostering.vendors.profile import load_profile
 
 
@@ -63,9 +66,10 @@ def ensure_district(students: int, regenerate: bool) -> Path:
 
 def airflow_env(sis_path: Path, sftp: LocalSFTPServer, passwords: dict[str, str],
                 cers: tuple[LocalCersServer, dict[str, str]] | None = None,
-                sis_api: dict[str, str] | None = None) -> dict[str, str]:
+                sis_api: dict[str, str] | None = None, mail: MailCatcher | None = None) -> dict[str, str]:
     """``sis_api``: for an API source, ``AIRFLOW_CONN_*`` variables pointing it at its stand-in, plus
-    ``ROSTERING_SIS_SOURCE`` (start_sis_standin)."""
+    ``ROSTERING_SIS_SOURCE`` (start_sis_standin). ``mail``: every SMTP connection the profiles and config/sis.yaml
+    name points at the local mail catcher."""
     root = project_root()
     env = dict(os.environ)
     env.setdefault("AIRFLOW_HOME", str(root / "var" / "airflow"))
@@ -76,6 +80,8 @@ def airflow_env(sis_path: Path, sftp: LocalSFTPServer, passwords: dict[str, str]
         AIRFLOW_CONN_SIS_DB=json.dumps({"conn_type": "sqlite", "host": str(sis_path)}),
     )
     env.update(sis_api or {"ROSTERING_SIS_SOURCE": "sql_model"})
+    if mail is not None:
+        env.update({f"AIRFLOW_CONN_{conn_id.upper()}": mail.connection_json() for conn_id in smtp_conn_ids()})
     for profile in vendor_profiles():
         if profile.delivery.kind == "sftp":
             env[f"AIRFLOW_CONN_{profile.delivery.conn_id.upper()}"] = json.dumps(
@@ -106,6 +112,20 @@ def airflow_env(sis_path: Path, sftp: LocalSFTPServer, passwords: dict[str, str]
                 {"conn_type": "generic", "password": secrets.token_urlsafe(12)}
             )
     return env
+
+
+def smtp_conn_ids() -> set[str]:
+    """The SMTP connections the alert mails go through (``notify.smtp_conn_id``, default ``smtp_default``)."""
+    from rostering.sis.config import load_sis_config
+
+    notifies = [p.notify for p in vendor_profiles()] + [load_sis_config().notify]
+    return {n.get("smtp_conn_id", "smtp_default") for n in notifies} | {"smtp_default"}
+
+
+def start_mail_catcher() -> MailCatcher:
+    catcher = MailCatcher().start()
+    print(f"local mail catcher (SMTP) on 127.0.0.1:{catcher.port}: the alert e-mails land there, none leave this machine")
+    return catcher
 
 
 def start_sftp() -> tuple[LocalSFTPServer, dict[str, str]]:
@@ -159,6 +179,32 @@ def report_cers_imports(server: LocalCersServer) -> None:
     print(f"  CERS now holds {len(server.groups):,} student group(s) at {schools} school(s)")
 
 
+def report_mails(catcher: MailCatcher) -> None:
+    print("\ne-mails sent (captured by the local mail catcher):")
+    if not catcher.messages:
+        print("  none")
+    for mail in catcher.messages:  # subject and recipients only: a body is for the district's team mailbox
+        print(f"  {mail.subject}  ->  {', '.join(mail.rcpt_tos)}")
+
+
+def runs_since(dag_ids: list[str], started: float) -> list[Path]:
+    """Each DAG's newest run folder made by this demo (``airflow dags test`` makes up the run ids)."""
+    folders = []
+    for dag_id in dag_ids:
+        runs = [p for p in (work_dir() / dag_id).glob("*") if p.is_dir() and p.stat().st_mtime >= started]
+        if runs:
+            folders.append(max(runs, key=lambda p: p.stat().st_mtime))
+    return folders
+
+
+def report_run_reports(dag_ids: list[str], started: float) -> None:
+    print("\nrun reports (open in a browser):")
+    for run in runs_since(dag_ids, started):
+        report = run / "reports" / "report.html"
+        print(f"  {run.parent.name}: {report if report.exists() else run / 'reports'}")
+    print("\nto look around in the Airflow UI (DAGs, runs, task logs): make airflow, then http://localhost:8080")
+
+
 def airflow(*args: str, env: dict[str, str]) -> int:
     return subprocess.call([str(Path(sys.executable).with_name("airflow")), *args], env=env)
 
@@ -197,8 +243,10 @@ def run(args: argparse.Namespace) -> int:
     standin, sis_api = start_sis_standin(sis, args.students) if sis != "sql_model" else (None, None)
     server, passwords = start_sftp()
     cers = start_cers()
+    mail = start_mail_catcher()
+    started = time.time() - 1  # run folders made from now on are this demo's (mtime has 1 s granularity somewhere)
     try:
-        env = airflow_env(sis_path, server, passwords, cers, sis_api)
+        env = airflow_env(sis_path, server, passwords, cers, sis_api, mail)
         # the night: one SIS snapshot, then every vendor (each finds tonight's snapshot in the store)
         dag_ids = args.dag or [SNAPSHOT_DAG, *(p.dag_id for p in in_run_order(vendor_profiles()))]
         failed = []
@@ -210,7 +258,10 @@ def run(args: argparse.Namespace) -> int:
                     break
         report_deliveries(server)
         report_cers_imports(cers[0])
+        report_mails(mail)
+        report_run_reports(dag_ids, started)
     finally:
+        mail.stop()
         cers[0].stop()
         server.stop()
         if standin is not None:
@@ -218,7 +269,7 @@ def run(args: argparse.Namespace) -> int:
     if failed:
         print(f"\nFAILED: {', '.join(failed)} (see the task logs above)")
         return 1
-    print(f"\nall {len(dag_ids)} DAG run(s) succeeded; run reports under {project_root() / 'var' / 'work'}")
+    print(f"\nall {len(dag_ids)} DAG run(s) succeeded")
     return 0
 
 
@@ -228,10 +279,13 @@ def serve_airflow(args: argparse.Namespace) -> int:
     standin, sis_api = start_sis_standin(sis, args.students) if sis != "sql_model" else (None, None)
     server, passwords = start_sftp()
     cers = start_cers()
+    mail = start_mail_catcher()
     try:
         print("starting `airflow standalone` on http://localhost:8080 (admin password in var/airflow)")
-        return airflow("standalone", env=airflow_env(sis_path, server, passwords, cers, sis_api))
+        return airflow("standalone", env=airflow_env(sis_path, server, passwords, cers, sis_api, mail))
     finally:
+        report_mails(mail)
+        mail.stop()
         cers[0].stop()
         server.stop()
         if standin is not None:

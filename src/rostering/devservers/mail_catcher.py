@@ -1,4 +1,5 @@
-"""A real SMTP server on loopback (aiosmtpd) that keeps every message it receives, for the alert tests."""
+"""A real SMTP server on loopback (aiosmtpd) that keeps every message it receives: the demo's mail catcher (`make demo`
+sets `smtp_default` to it, so the alert path runs for real) and the alert tests' SMTP server."""
 from __future__ import annotations
 
 import email
@@ -41,15 +42,23 @@ class MailCatcher:
             self.messages.append(Captured(envelope.mail_from, list(envelope.rcpt_tos), message))
         return "250 Message accepted for delivery"
 
-    def __enter__(self) -> "MailCatcher":
+    def start(self) -> "MailCatcher":
         from aiosmtpd.controller import Controller
 
         self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
         self.controller.start()
         return self
 
+    def stop(self) -> None:
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
+
+    def __enter__(self) -> "MailCatcher":
+        return self.start()
+
     def __exit__(self, *exc: object) -> None:
-        self.controller.stop()
+        self.stop()
 
     def connection_json(self) -> str:
         """The Airflow connection: plain SMTP on loopback (no TLS), the sender in extra.from_email."""
