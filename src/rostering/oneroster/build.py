@@ -8,9 +8,12 @@ Rules decided here (documented in docs/oneroster.md):
   class belongs to the class's school" holds by construction. Dropped rows are counted by reason.
 - Staff belong to their staff_school schools plus the schools of the sections they teach; district administrators
   to the district org. One users row per person, all orgs in ``orgSourcedIds``.
-- Teachers of a section are its lead, co-teacher and job-share staff. ``primary=true`` goes to exactly one lead:
-  the earliest start date, then the smallest sourcedId. Other leads, co-teachers and job-shares are ``false``;
-  aides are not enrolled (OneRoster 1.1 enrollments have no aide role). A section without a lead has no primary.
+- Teachers of a section are its lead, co-teacher and job-share staff, one row per person (the earliest assignment).
+  ``primary=true`` goes to exactly one lead, chosen from every lead assignment before the rows become one: the
+  earliest start date, then the smallest sourcedId. Other leads, co-teachers and job-shares are ``false``; aides
+  are not enrolled (OneRoster 1.1 enrollments have no aide role). A section without a lead has no primary.
+- Users whose sourcedId or username equals another's ignoring case, as written (trimmed, one line), are withheld
+  with their enrollments; ``classes.grades`` is computed from the enrollments that are sent.
 """
 from __future__ import annotations
 
@@ -191,10 +194,11 @@ def build_oneroster(read: Reader, options: OneRosterOptions, *, only_users: bool
     # --- enrollments ---------------------------------------------------------------------------------------------
     student_enrollments = _student_enrollments(read("section_enrollments"), sections, school_enrollments, dropped)
     teacher_enrollments = _teacher_enrollments(section_staff, staff)
+    # Withheld users take their enrollments with them -- before classes.grades is computed, so a withheld student's
+    # grade never shows on a class.
+    student_enrollments = _of_sent_users(student_enrollments, users, dropped)
+    teacher_enrollments = _of_sent_users(teacher_enrollments, users, dropped)
     enrollments = pd.concat([student_enrollments, teacher_enrollments], ignore_index=True)
-    kept = isin(enrollments["userSourcedId"], users["sourcedId"])
-    dropped["enrollment.user_withheld"] += int((~kept).sum())
-    enrollments = enrollments[kept]
     orgs = _orgs(districts, schools, options)
     if options.extensions.get("orgs.csv"):
         orgs = _org_extensions(orgs, schools, options.extensions["orgs.csv"])
@@ -211,6 +215,12 @@ def build_oneroster(read: Reader, options: OneRosterOptions, *, only_users: bool
         extension_headers = tuple(options.extensions.get(name, {}))
         tables[name] = _conform(frame, name, normalised, extension_headers)
     return BuildResult(tables, +dropped, +normalised, withheld, +products)
+
+
+def _of_sent_users(enrollments: pd.DataFrame, users: pd.DataFrame, dropped: Counter) -> pd.DataFrame:
+    kept = isin(enrollments["userSourcedId"], users["sourcedId"])
+    dropped["enrollment.user_withheld"] += int((~kept).sum())
+    return enrollments[kept]
 
 
 def _products(students: pd.DataFrame, school_enrollments: pd.DataFrame, options: OneRosterOptions) -> pd.Series:
@@ -231,12 +241,13 @@ def _withhold_conflicts(users: pd.DataFrame, dropped: Counter) -> tuple[pd.DataF
 
     Receivers compare ids and usernames ignoring case (ST Math, Literably) and reject or merge such files; guessing
     which record is right could hand one child's account to another. Both records are withheld and reported to the
-    DBA by SIS key (never by name) in the run's ``withheld.csv``; counts go to the summary.
+    DBA by SIS key (never by name) in the run's ``withheld.csv``; counts go to the summary. Values are compared as
+    ``_conform`` writes them (trimmed, line breaks as one space): " a.b " and "A.B" collide in the file.
     """
     withheld = []
     for column, rule in (("sourcedId", "users.duplicate_id_ignoring_case"),
                          ("username", "users.duplicate_username_ignoring_case")):
-        folded = users[column].astype("string").str.casefold()
+        folded = _as_written(users[column]).str.casefold()
         clash = folded.notna() & folded.duplicated(keep=False)
         if clash.any():
             withheld.append(users.loc[clash, ["sis_table", "sis_key"]].assign(rule=rule))
@@ -244,6 +255,12 @@ def _withhold_conflicts(users: pd.DataFrame, dropped: Counter) -> tuple[pd.DataF
             users = users[~clash]
     report = pd.concat(withheld, ignore_index=True) if withheld else pd.DataFrame(columns=["sis_table", "sis_key", "rule"])
     return users, report.sort_values(["rule", "sis_table", "sis_key"], kind="stable").reset_index(drop=True)
+
+
+def _as_written(series: pd.Series) -> pd.Series:
+    """The values ``_conform`` will write (the same cleaning), on ``series``' index: what receivers compare."""
+    cleaned, _ = clean_text_arrow(series)
+    return pd.Series(pd.arrays.ArrowStringArray(cleaned), index=series.index).astype("string")
 
 
 def _user_extensions(users, students, programs, wanted: Mapping[str, str]) -> pd.DataFrame:
@@ -365,13 +382,18 @@ def _student_enrollments_merged(section_enrollments, sections, enrolled_at, drop
 
 
 def _teacher_enrollments(section_staff: pd.DataFrame, staff: pd.DataFrame) -> pd.DataFrame:
+    """One row per teacher per class (the earliest assignment: its start date is in the enrollment's sourcedId).
+
+    The primary is chosen from every lead assignment before a teacher's rows become one: a teacher listed first as
+    co-teacher and later as the lead keeps the earliest row, and that row is the class's primary.
+    """
     rows = section_staff.merge(staff[["staff_id", "sourced_id"]], on="staff_id")
-    rows = rows.sort_values(["class_sid", "sourced_id", "start_date"], kind="stable")
-    rows = rows.drop_duplicates(["class_sid", "sourced_id"], keep="first")  # one teacher row per person per class
     leads = rows[rows["staff_role"] == "lead"].sort_values(["class_sid", "start_date", "sourced_id"], kind="stable")
-    primary_index = leads.drop_duplicates("class_sid", keep="first").index
-    primary = pd.Series("false", index=rows.index, dtype="string")
-    primary.loc[primary_index] = "true"
+    primary_lead = leads.drop_duplicates("class_sid", keep="first")[["class_sid", "sourced_id"]]
+    rows = rows.sort_values(["class_sid", "sourced_id", "start_date"], kind="stable")
+    rows = rows.drop_duplicates(["class_sid", "sourced_id"], keep="first")
+    is_primary = rows.merge(primary_lead, on=["class_sid", "sourced_id"], how="left", indicator=True)["_merge"]
+    primary = pd.Series(np.where(is_primary == "both", "true", "false"), index=rows.index, dtype="string")
     return pd.DataFrame(
         {
             "sourcedId": ids.enrollment_id(rows["class_sid"], rows["sourced_id"], rows["start_date"]),
