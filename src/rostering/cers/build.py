@@ -25,15 +25,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from rostering.cers.columns import (
-    dense_ranks, equal_codes, position_in_run, run_starts, sort_codes, stable_order, strings,
-)
 from rostering.cers.group_names import assign_names
 from rostering.cers.profiles import CersProfile, profile_schools
 from rostering.cers.rosters import RosterContext, build_roster
 from rostering.cers.selection import screen_staff, select_students
 from rostering.cers.spec import DEFAULT_GROUP_NAME_MAX_LENGTH, MAX_STUDENTS_PER_GROUP
-from rostering.frames import isin, merge_unique
+from rostering.frames import (
+    STRING, dense_ranks, equal_codes, isin, merge_unique, position_in_run, repeated, run_starts, sort_codes,
+    stable_order, strings,
+)
 
 Reader = Callable[[str], pd.DataFrame]
 # The columns the build reads of the largest snapshot tables: a reader may return only these (rostering.cers.vendor
@@ -191,10 +191,10 @@ def _rows(parts: pd.DataFrame, users: pd.DataFrame, students: _Students, school_
     table = pa.table({
         "group_name": pick(part_or_user["group_name"], part_of, user_of, at),
         "school_natural_id": pick(part_or_user["cds_code"], part_of, user_of, at),
-        "school_year": pa.repeat(pa.scalar(str(school_year), pa.string()), len(order)),
+        "school_year": repeated(str(school_year), len(order)),
         "subject_code": pick(strings(base["subject_code"]), part_of, None, None),
         "student_ssid": pick(ssid, None, None, np.arange(len(at))),
         "group_user_login": pick(logins, None, np.arange(len(users)), None),
         "school_id": pick(part_or_user["school_id"], part_of, user_of, at),
     })
-    return table.to_pandas(types_mapper={pa.string(): pd.StringDtype("pyarrow")}.get)
+    return table.to_pandas(types_mapper={pa.string(): STRING}.get)

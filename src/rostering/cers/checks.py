@@ -45,11 +45,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from rostering.cers.columns import equal_codes, run_starts
 from rostering.cers.spec import (
     CDS_CODE, DEFAULT_GROUP_NAME_MAX_LENGTH, EMAIL, HEADER, MAX_FILE_BYTES, MAX_STUDENTS_PER_GROUP,
     RECEIVER_SUBJECT_CODES, SCHOOL_YEAR, SSID,
 )
+from rostering.frames import equal_codes, run_starts
 from rostering.validation.report import Finding, ValidationReport
 
 _SUBJECTS_LOWER = sorted({s.lower() for s in RECEIVER_SUBJECT_CODES})

@@ -45,10 +45,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from rostering.cers.columns import equal_codes, first_rows, pair_codes, strings
 from rostering.cers.profiles import CersProfile
 from rostering.cers.spec import TEACHING_ROLES
-from rostering.frames import isin, merge_unique
+from rostering.frames import equal_codes, first_rows, isin, merge_unique, pair_codes, strings
 
 HOMEROOM = "homeroom"
 GROUP_COLUMNS = ("group_id", "school_id", "subject_code", "pattern", "prefix", "last_name", "first_name",

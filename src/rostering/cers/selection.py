@@ -37,9 +37,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from rostering.cers.columns import dense_ranks, equal_codes, first_rows, lookup, pair_codes, stable_order, strings
 from rostering.cers.spec import CAASPP_SUBJECTS, CDS_CODE, EMAIL, SSID
-from rostering.frames import isin, merge_unique
+from rostering.frames import (
+    dense_ranks, equal_codes, first_rows, isin, merge_unique, pair_codes, run_ends, run_starts, stable_order, strings,
+)
 
 Reader = Callable[[str], pd.DataFrame]
 
@@ -78,7 +79,7 @@ def qualifying_sections(sections: pd.DataFrame) -> pd.DataFrame:
 def select_students(read: Reader, schools_in_scope: Iterable[str]) -> Selection:
     """Apply the rules to every active enrollment at ``schools_in_scope``; count what is left out, by reason.
 
-    Joins are Arrow hash lookups (frames.isin / merge_unique) and ids are integer codes (rostering.cers.columns):
+    Joins are Arrow hash lookups (frames.isin / merge_unique) and ids are integer codes (frames.equal_codes):
     pandas' joins, sorts and de-duplications of a million strings were most of the build's time.
     """
     scope = set(schools_in_scope)
@@ -127,9 +128,7 @@ def select_students(read: Reader, schools_in_scope: Iterable[str]) -> Selection:
     # (student, school) after a stable sort by student, school, rule -- sort_values + drop_duplicates(keep="last").
     rank = dense_ranks(strings(frame["student_id"]), strings(frame["school_id"]))
     order = stable_order(rank, rule)
-    last = np.ones(len(order), dtype=bool)
-    last[:-1] = rank[order][1:] != rank[order][:-1]
-    order = order[last]
+    order = order[run_ends(run_starts(rank[order]))]
     best, best_rule = frame.take(order), rule[order]
     failed, counts = np.unique(best_rule[best_rule < passed], return_counts=True)
     excluded = Counter({RULES[i]: int(n) for i, n in zip(failed, counts)})
@@ -148,15 +147,9 @@ def select_students(read: Reader, schools_in_scope: Iterable[str]) -> Selection:
 
 
 def _enrollments_in(enrollments: pd.DataFrame, sections: pd.DataFrame) -> pd.DataFrame:
-    """``enrollments[[student_id, section_id]].merge(sections[[section_id, school_id]], on="section_id")``: the
-    section enrollments (two million at XL) in the given sections, with the section's school."""
-    at = lookup(strings(enrollments["section_id"]), strings(sections["section_id"]))
-    if at is None:  # a section id twice: pandas' merge
-        return enrollments[["student_id", "section_id"]].merge(sections[["section_id", "school_id"]], on="section_id")
-    found = at >= 0
-    joined = enrollments.loc[found, ["student_id", "section_id"]].reset_index(drop=True)
-    joined["school_id"] = sections["school_id"].take(at[found]).reset_index(drop=True)
-    return joined
+    """The section enrollments (two million at XL) in the given sections, with the section's school: a hash lookup
+    of the section id (a section id twice: pandas' merge)."""
+    return merge_unique(enrollments[["student_id", "section_id"]], sections[["section_id", "school_id"]], "section_id")
 
 
 def _shared(ssid: pd.Series) -> np.ndarray:

@@ -26,10 +26,10 @@ import pyarrow.csv as pacsv
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from rostering.cers.build import COLUMNS_READ, build_groups
-from rostering.cers.columns import run_starts
 from rostering.cers.profiles import load_profiles, select_profiles
 from rostering.cers.spec import DEFAULT_GROUP_NAME_MAX_LENGTH, HEADER, MAX_STUDENTS_PER_GROUP
 from rostering.csvio import EOL, PRIVATE_FILE, WrittenFile, sha256_of
+from rostering.frames import run_starts
 from rostering.paths import config_dir
 from rostering.vendors.profile import VendorProfile
 

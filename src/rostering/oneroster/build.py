@@ -27,8 +27,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from rostering.frames import (
-    clean_text_arrow, column_array, is_arrow_strings, isin, join_values, key_positions, key_positions_arrays,
-    map_values, merge_unique, run_starts, sort_dedupe, take_rows,
+    STRING, clean_text, clean_text_arrow, is_arrow_strings, isin, join_values, key_positions, key_positions_arrays,
+    map_values, merge_unique, run_ends, run_starts, sort_dedupe, string_series, strings, take_rows,
 )
 from rostering.oneroster import ids
 from rostering.oneroster.spec import GRADES, HEADERS
@@ -247,7 +247,7 @@ def _withhold_conflicts(users: pd.DataFrame, dropped: Counter) -> tuple[pd.DataF
     withheld = []
     for column, rule in (("sourcedId", "users.duplicate_id_ignoring_case"),
                          ("username", "users.duplicate_username_ignoring_case")):
-        folded = _as_written(users[column]).str.casefold()
+        folded = clean_text(users[column])[0].str.casefold()  # as ``_conform`` will write it
         clash = folded.notna() & folded.duplicated(keep=False)
         if clash.any():
             withheld.append(users.loc[clash, ["sis_table", "sis_key"]].assign(rule=rule))
@@ -255,12 +255,6 @@ def _withhold_conflicts(users: pd.DataFrame, dropped: Counter) -> tuple[pd.DataF
             users = users[~clash]
     report = pd.concat(withheld, ignore_index=True) if withheld else pd.DataFrame(columns=["sis_table", "sis_key", "rule"])
     return users, report.sort_values(["rule", "sis_table", "sis_key"], kind="stable").reset_index(drop=True)
-
-
-def _as_written(series: pd.Series) -> pd.Series:
-    """The values ``_conform`` will write (the same cleaning), on ``series``' index: what receivers compare."""
-    cleaned, _ = clean_text_arrow(series)
-    return pd.Series(pd.arrays.ArrowStringArray(cleaned), index=series.index).astype("string")
 
 
 def _user_extensions(users, students, programs, wanted: Mapping[str, str]) -> pd.DataFrame:
@@ -322,10 +316,10 @@ def _student_enrollments(section_enrollments, sections, school_enrollments, drop
     active = np.flatnonzero(pc.is_valid(section_of).to_numpy(zero_copy_only=False))
     section_rows = section_of.filter(pc.is_valid(section_of))
     dropped["section_enrollment.section_not_active_or_out_of_scope"] += len(section_enrollments) - len(active)
-    student = column_array(section_enrollments["student_id"]).take(active)
+    student = strings(section_enrollments["student_id"]).take(active)
     enrolled_of = key_positions_arrays(
-        [student, column_array(sections["school_id"]).take(section_rows)],
-        [column_array(enrolled_at["student_id"]), column_array(enrolled_at["school_id"])],
+        [student, strings(sections["school_id"]).take(section_rows)],
+        [strings(enrolled_at["student_id"]), strings(enrolled_at["school_id"])],
     )
     if enrolled_of is None:
         return _student_enrollments_merged(section_enrollments, sections, enrolled_at, dropped)
@@ -335,27 +329,27 @@ def _student_enrollments(section_enrollments, sections, school_enrollments, drop
     dropped["section_enrollment.student_not_enrolled_in_school"] += len(active) - len(rows)
     # Overlapping stints: sort by student, section, entry date (stable) and keep the last row of each (student,
     # section) run -- the latest entry.
-    keys = [column_array(section_enrollments[c]).take(rows) for c in ("student_id", "section_id", "entry_date")]
+    keys = [strings(section_enrollments[c]).take(rows) for c in ("student_id", "section_id", "entry_date")]
     order = pc.sort_indices(pa.table({f"k{i}": k for i, k in enumerate(keys)}),
                             sort_keys=[(f"k{i}", "ascending", "at_end") for i in range(3)])
-    starts = run_starts(keys[0].take(order), keys[1].take(order))
-    keep = order.take(pa.array(np.flatnonzero(np.append(starts[1:], True)) if len(starts) else [], pa.int64()))
+    keep = order.take(pa.array(np.flatnonzero(run_ends(run_starts(keys[0].take(order), keys[1].take(order)))),
+                               pa.int64()))
     dropped["section_enrollment.overlapping_stint"] += len(rows) - len(keep)
     rows = pa.array(rows).take(keep)
-    class_sid = column_array(sections["class_sid"]).take(section_rows.take(keep))
+    class_sid = strings(sections["class_sid"]).take(section_rows.take(keep))
     enrolled_rows = enrolled_rows.take(keep)
-    sourced_id = column_array(enrolled_at["sourced_id"]).take(enrolled_rows)
-    entry_date = column_array(section_enrollments["entry_date"]).take(rows)
-    as_series = lambda array: pd.Series(pd.arrays.ArrowStringArray(array))  # noqa: E731
+    sourced_id = strings(enrolled_at["sourced_id"]).take(enrolled_rows)
+    entry_date = strings(section_enrollments["entry_date"]).take(rows)
     return pd.DataFrame(
         {
-            "sourcedId": ids.enrollment_id(as_series(class_sid), as_series(sourced_id), as_series(entry_date)),
-            "classSourcedId": as_series(class_sid),
-            "schoolSourcedId": as_series(column_array(enrolled_at["org"]).take(enrolled_rows)),
-            "userSourcedId": as_series(sourced_id),
+            "sourcedId": ids.enrollment_id(string_series(class_sid), string_series(sourced_id),
+                                           string_series(entry_date)),
+            "classSourcedId": string_series(class_sid),
+            "schoolSourcedId": string_series(strings(enrolled_at["org"]).take(enrolled_rows)),
+            "userSourcedId": string_series(sourced_id),
             "role": "student",
-            "beginDate": as_series(entry_date),
-            "endDate": as_series(column_array(section_enrollments["exit_date"]).take(rows)),
+            "beginDate": string_series(entry_date),
+            "endDate": string_series(strings(section_enrollments["exit_date"]).take(rows)),
         }
     )
 
@@ -548,4 +542,4 @@ def _conform(frame: pd.DataFrame, name: str, normalised: Counter, extension_head
         else:
             columns[column] = pa.nulls(len(frame), pa.string())
     table = take_rows(pa.table(columns), pc.array_sort_indices(columns["sourcedId"], null_placement="at_end"))
-    return table.to_pandas(types_mapper={pa.string(): pd.StringDtype("pyarrow")}.get)
+    return table.to_pandas(types_mapper={pa.string(): STRING}.get)

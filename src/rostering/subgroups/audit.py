@@ -33,7 +33,7 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from rostering.csvio import write_csv
-from rostering.subgroups.arrays import TEXT, is_sorted, repeated, run_starts, string_frame, strings, text
+from rostering.frames import TEXT, is_sorted, repeated, run_starts, string_frame, strings
 from rostering.subgroups.config import ID_COLUMN
 
 CHANGES_FILE = "subgroup_changes.csv"
@@ -65,8 +65,8 @@ def _students(current: pd.DataFrame, previous: pd.DataFrame | None) -> tuple[pa.
     One stable sort of both files' ids (the current file's first): a student's rows in the two files end up side by
     side, the current file's before the previous file's, each file's in its own order.
     """
-    cur = strings(current[ID_COLUMN])
-    ids = pa.concat_arrays([cur, strings(previous[ID_COLUMN]) if previous is not None else text([])])
+    cur = strings(current[ID_COLUMN], TEXT)
+    ids = pa.concat_arrays([cur, strings(previous[ID_COLUMN], TEXT) if previous is not None else strings([], TEXT)])
     if is_sorted(ids):  # the first delivery of a file written in id order
         order, ordered = np.arange(len(ids)), ids
     else:
@@ -109,8 +109,8 @@ def diff_subgroups(previous: pd.DataFrame | None, current: pd.DataFrame, *, as_o
     kinds = np.full((m, len(positions)), -1, dtype=np.int8)  # index into CHANGE_KINDS, -1: no row
     old_values, new_values = [], []
     for p, column in enumerate(positions):
-        new = strings(current[column]).take(cur_row) if column in cur_columns else none
-        old = strings(previous[column]).take(prev_row) if column in prev_columns else none
+        new = strings(current[column], TEXT).take(cur_row) if column in cur_columns else none
+        old = strings(previous[column], TEXT).take(prev_row) if column in prev_columns else none
         new_values.append(new)
         old_values.append(old)
         kind = kinds[:, p]
@@ -132,11 +132,11 @@ def diff_subgroups(previous: pd.DataFrame | None, current: pd.DataFrame, *, as_o
     grid = pa.array(position * m + student)  # the cell in the per-position value arrays, laid end to end
     n = len(cells)
     return string_frame({
-        "as_of_date": repeated(None if as_of_date is None else str(as_of_date), n),
-        "compared_with": repeated(None if compared_with is None else str(compared_with), n),
+        "as_of_date": repeated(None if as_of_date is None else str(as_of_date), n, TEXT),
+        "compared_with": repeated(None if compared_with is None else str(compared_with), n, TEXT),
         ID_COLUMN: students.take(pa.array(student)),
-        "change": text(CHANGE_KINDS).take(pa.array(kinds.ravel()[cells].astype(np.int32))),
-        "column": text(positions).take(pa.array(position)),
+        "change": strings(CHANGE_KINDS, TEXT).take(pa.array(kinds.ravel()[cells].astype(np.int32))),
+        "column": strings(positions, TEXT).take(pa.array(position)),
         "old_value": _taken(old_values, grid),
         "new_value": _taken(new_values, grid),
     })
@@ -151,7 +151,7 @@ def _taken(arrays: list[pa.Array], grid: pa.Array) -> pa.Array:
 
 def change_counts(changes: pd.DataFrame) -> dict[str, object]:
     """Counts only (the run summary): students added/removed, values changed per column, column events."""
-    kind, student, column = (strings(changes[c]) for c in ("change", ID_COLUMN, "column"))
+    kind, student, column = (strings(changes[c], TEXT) for c in ("change", ID_COLUMN, "column"))
 
     def of(name: str) -> pa.Array:
         return pc.fill_null(pc.equal(kind, name), False)

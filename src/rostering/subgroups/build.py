@@ -22,10 +22,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from rostering.frames import isin
+from rostering.frames import TEXT, is_sorted, isin, string_frame, strings
 from rostering.oneroster import ids
 from rostering.oneroster.build import OneRosterOptions, UserIdOptions, build_oneroster
-from rostering.subgroups.arrays import TEXT, is_sorted, string_frame, strings, text
 from rostering.subgroups.config import ID_COLUMN, SubgroupColumn, SubgroupConfig
 
 Reader = Callable[[str], pd.DataFrame]
@@ -72,7 +71,7 @@ def _program_rows(programs: pa.Table, column: SubgroupColumn, resolved: Counter)
     """
     rows = programs.filter(pc.fill_null(pc.equal(programs["program_code"], column.program), False))
     if column.statuses:
-        rows = rows.filter(pc.fill_null(pc.is_in(rows["status_code"], text(column.statuses)), False))
+        rows = rows.filter(pc.fill_null(pc.is_in(rows["status_code"], strings(column.statuses, TEXT)), False))
     order = pc.sort_indices(rows, sort_keys=[(k, "ascending", "at_start")
                                              for k in ("row", "start_date", "status_code")])  # stable
     student = rows["row"].take(order).to_numpy()
@@ -102,12 +101,13 @@ def _encode(column: SubgroupColumn, n_students: int, attributes: dict[str, pa.Ar
         if column.program is not None:
             truth = present
         elif column.true_values:
-            truth = pc.fill_null(pc.is_in(source, text(column.true_values)), False)
+            truth = pc.fill_null(pc.is_in(source, strings(column.true_values, TEXT)), False)
         else:
-            truth = pc.and_(present, pc.invert(pc.fill_null(pc.is_in(source, text(column.false_values)), False)))
+            is_false = pc.fill_null(pc.is_in(source, strings(column.false_values, TEXT)), False)
+            truth = pc.and_(present, pc.invert(is_false))
         return pc.if_else(truth, pa.scalar(yes, TEXT), pa.scalar(no, TEXT))
-    written = text(column.values.values())
-    mapped = written.take(pc.index_in(source, value_set=text(column.values)))
+    written = strings(column.values.values(), TEXT)
+    mapped = written.take(pc.index_in(source, value_set=strings(column.values, TEXT)))
     unmapped = pc.and_(present, pc.is_null(mapped))  # in the program (or a value) that ``values`` does not list
     if column.other is not None:
         mapped = pc.if_else(unmapped, pa.scalar(column.other, TEXT), mapped)
@@ -140,13 +140,13 @@ def build_subgroups(read: Reader, config: SubgroupConfig, options: OneRosterOpti
     if missing:
         raise ValueError(f"subgroups: attribute column(s) {missing} are not in the snapshot's students.parquet "
                          "(include/sql/snapshot/students.sql)")
-    attributes = {c.attribute: strings(students[c.attribute]) for c in config.columns if c.attribute is not None}
+    attributes = {c.attribute: strings(students[c.attribute], TEXT) for c in config.columns if c.attribute is not None}
     programs = read("student_programs")
-    row = pc.index_in(strings(programs["student_id"]), value_set=strings(students["student_id"]))
-    programs = pa.table({"row": row, **{name: strings(programs[name])
+    row = pc.index_in(strings(programs["student_id"], TEXT), value_set=strings(students["student_id"], TEXT))
+    programs = pa.table({"row": row, **{name: strings(programs[name], TEXT)
                                         for name in ("program_code", "status_code", "start_date")}})
     programs = programs.filter(pc.is_valid(row))  # the roster's students' rows only
-    columns = {ID_COLUMN: strings(students["sourced_id"])}
+    columns = {ID_COLUMN: strings(students["sourced_id"], TEXT)}
     for column in config.columns:
         columns[column.name] = _encode(column, len(students), attributes, programs, resolved)
     table = pa.table(columns)

@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from rostering.csvio import WrittenFile, sha256_of, write_csv
-from rostering.subgroups.arrays import strings
+from rostering.frames import strings
 from rostering.subgroups.audit import CHANGES_FILE, append_audit, change_counts, diff_subgroups, read_subgroup_file
 from rostering.subgroups.build import build_subgroups
 from rostering.subgroups.config import ID_COLUMN, SubgroupConfig, subgroup_config
@@ -171,7 +171,7 @@ def build(snapshot: "SnapshotInfo", profile: "VendorProfile", out_dir: Path, *, 
     }
     try:
         roster_ids, roster_record = roster_student_ids(config.roster)
-        ids = strings(built.frame[ID_COLUMN]).cast(pa.string())
+        ids = strings(built.frame[ID_COLUMN])
         details["roster_delivery"] = {
             "delivered_at": roster_record.delivered_at, "as_of_date": roster_record.as_of_date,
             "students": len(roster_ids), "file_students_not_in_roster": int(_not_in_roster(ids, roster_ids).size),
@@ -305,7 +305,7 @@ def before_delivery(profile: "VendorProfile", paths: Any, run: Any) -> None:
         )
     roster_ids, record = roster_student_ids(config.roster)
     ids = read_subgroup_file(paths.build / config.file_name)[ID_COLUMN]
-    missing = _not_in_roster(strings(ids).cast(pa.string()), roster_ids)
+    missing = _not_in_roster(strings(ids), roster_ids)
     if missing.size:
         raise SubgroupDeliveryHeld(f"{missing.size} student_id(s) are not students in the newest {config.roster} "
                                    f"delivery ({record.delivered_at}); re-run after the roster")

@@ -25,7 +25,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from rostering.frames import all_distinct, holds_line_break, value_bytes
+from rostering.frames import all_distinct, holds_line_break, is_arrow_strings, string_series, value_bytes
 from rostering.oneroster import spec
 
 ENGINE_ENV = "ROSTERING_VALIDATION_ENGINE"
@@ -60,12 +60,10 @@ def expectation_passes(frame: pd.DataFrame, expectation: dict[str, Any]) -> bool
         return None
     if not isinstance(column, str) or list(frame.columns).count(column) != 1:
         return None
-    series = frame[column]
-    dtype = series.dtype
-    if not (isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow"):
+    if not is_arrow_strings(frame, [column]):
         return None
     try:
-        return _evaluate(kind, kwargs, series)
+        return _evaluate(kind, kwargs, frame[column])
     except Exception:  # noqa: BLE001 - GX reports what it makes of it ("rule could not be evaluated")
         return None
 
@@ -98,7 +96,7 @@ def _evaluate(kind: str, kwargs: dict[str, Any], series: pd.Series) -> bool | No
     if _certainly_holds(kind, regex, array):
         return True
     if _few_distinct(array):  # dates, codes: the same verdict per value, so judge each distinct value once
-        present = pd.Series(pd.arrays.ArrowStringArray(pc.unique(array.combine_chunks()).drop_null()))
+        present = string_series(pc.unique(array.combine_chunks()).drop_null())
     found = present.astype(str).str.contains(regex)
     if found.isna().any():
         return None

@@ -35,7 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from rostering.frames import holds_line_break
+from rostering.frames import STRING, holds_line_break
 from rostering.oneroster import spec
 from rostering.validation.gx_suites import suite_json, validate_frame
 from rostering.validation.report import Finding, ValidationReport
@@ -45,7 +45,6 @@ log = logging.getLogger(__name__)
 MANIFEST = "manifest.csv"
 MANIFEST_HEADER = ("propertyName", "value")
 BOM = b"\xef\xbb\xbf"
-_STRING_DTYPE = pd.StringDtype("pyarrow")
 
 
 @dataclass
@@ -72,7 +71,7 @@ class ParsedFile:
         return self._columns[name]
 
     def frame(self, columns: tuple[str, ...]) -> pd.DataFrame:
-        frame = self.table.select(list(columns)).to_pandas(types_mapper={pa.string(): _STRING_DTYPE}.get)
+        frame = self.table.select(list(columns)).to_pandas(types_mapper={pa.string(): STRING}.get)
         if self.lines is not None:
             frame.index = pd.Index(self.lines - 2)  # GX reports index + 2 as the line
         return frame
