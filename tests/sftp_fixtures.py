@@ -35,7 +35,8 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """HOME points at a fresh folder with an EMPTY ~/.ssh/known_hosts and no ~/.ssh/config; no ssh-agent.
 
     Airflow's SSHHook reads ~/.ssh/config and paramiko reads ~/.ssh/known_hosts and ~/.ssh/id_*: redirecting
-    HOME keeps the developer's files out of the tests (neither read nor modified). Returns the known_hosts path.
+    HOME keeps the developer's files out of the tests (neither read nor modified). The state dir (where
+    ``deliver_files`` keeps its destination locks) moves under tmp_path too. Returns the known_hosts path.
     """
     home = tmp_path / "home"
     (home / ".ssh").mkdir(parents=True)
@@ -43,6 +44,7 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     known_hosts.write_text("")
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    monkeypatch.setenv("ROSTERING_STATE_DIR", str(tmp_path / "state"))
     return known_hosts
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -42,7 +43,8 @@ def server(monkeypatch):
 
 def connect(monkeypatch, srv, **changes):
     conn = {"conn_type": "http", "host": srv.url, "login": USER, "password": PASSWORD,
-            "extra": {"token_url": "/auth/token", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}}
+            "extra": {"token_url": "/auth/token", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
+                      "verify": str(srv.ca_path)}}
     conn["extra"].update(changes.pop("extra", {}))
     conn.update(changes)
     monkeypatch.setenv("AIRFLOW_CONN_CERS_API", json.dumps(conn))
@@ -143,12 +145,20 @@ def test_503_twice_then_success_uploads_once(server, tmp_path):
 
 
 def test_429_honours_retry_after(server, tmp_path):
-    server.fail_next(1, status=429, retry_after="3", path="/imports/")
-    slept: list[float] = []
-    client = CersClient("cers_api", cers_api.CersApiOptions(**FAST), sleep=slept.append)
-    deliver_payload(delivery(), payload(tmp_path, GOOD), client=client)
-    assert 3.0 in slept  # Retry-After (3 s) wins over the 0.01 s backoff
-    assert [r["status"] for r in calls(server, "GET", "/imports/34001")] == [429, 200, 200]
+    server.fail_next(1, status=429, retry_after="2", path="/imports/")
+    deliver_payload(delivery(), payload(tmp_path, GOOD))
+    reads = calls(server, "GET", "/imports/34001")
+    assert [r["status"] for r in reads] == [429, 200, 200]
+    assert reads[1]["at"] - reads[0]["at"] >= 1.9  # Retry-After (2 s) wins over the 0.01 s backoff
+
+
+def test_retry_after_is_capped_at_max_backoff(server, tmp_path):
+    server.fail_next(1, status=503, retry_after="60", path="/groups/imports", method="GET")
+    server.fail_next(1, status=503, path="/groups/imports", method="POST")  # then the batch lookup gets the 503
+    deliver_payload(delivery(max_backoff_s=1), payload(tmp_path, GOOD))
+    lookups = calls(server, "GET", "/groups/imports")
+    assert [r["status"] for r in lookups] == [503, 200]
+    assert 0.9 <= lookups[1]["at"] - lookups[0]["at"] < 10  # waited max_backoff_s, not the 60 s asked for
 
 
 def test_receiver_down_is_transient_after_the_retries(server, tmp_path):
@@ -283,20 +293,113 @@ def test_one_failed_import_does_not_stop_the_other_files(server, tmp_path):
 def test_the_local_receiver_takes_a_raw_csv_body_too(server):
     import requests
 
-    token = requests.post(server.token_url, data={"grant_type": "password", "username": USER, "password": PASSWORD,
+    http = requests.Session()
+    http.verify = str(server.ca_path)  # the stand-in's own CA
+    http.trust_env = False  # else REQUESTS_CA_BUNDLE, when set, would replace it
+    token = http.post(server.token_url, data={"grant_type": "password", "username": USER, "password": PASSWORD,
                                                   "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET},
                           timeout=5).json()["access_token"]
     auth = {"Authorization": f"Bearer {token}"}
-    answer = requests.post(f"{server.url}/groups/imports", params={"filename": "raw.csv", "batch": "b1"},
+    answer = http.post(f"{server.url}/groups/imports", params={"filename": "raw.csv", "batch": "b1"},
                            data=(EXPECTED / "counselors.csv").read_bytes(),
                            headers={**auth, "Content-Type": "application/csv"}, timeout=5)
     assert answer.status_code == 202 and answer.json()["status"] == "ACCEPTED"
     import_id = answer.json()["id"]
-    statuses = [requests.get(f"{server.url}/imports/{import_id}", headers=auth, timeout=5).json()["status"]
+    statuses = [http.get(f"{server.url}/imports/{import_id}", headers=auth, timeout=5).json()["status"]
                 for _ in range(2)]
     assert statuses == ["ACCEPTED", "PROCESSED"]  # process_after_polls=2
-    listed = requests.get(f"{server.url}/groups/imports", params={"batch": "b1"}, headers=auth, timeout=5).json()
+    listed = http.get(f"{server.url}/groups/imports", params={"batch": "b1"}, headers=auth, timeout=5).json()
     assert [i["id"] for i in listed] == [import_id]
-    assert requests.get(f"{server.url}/groups/imports", headers=auth, timeout=5).status_code == 400  # no filter
-    assert requests.get(f"{server.url}/imports/{import_id}", timeout=5).status_code == 401  # no token
+    assert http.get(f"{server.url}/groups/imports", headers=auth, timeout=5).status_code == 400  # no filter
+    assert http.get(f"{server.url}/imports/{import_id}", timeout=5).status_code == 401  # no token
     assert server.groups[("19647330000002", "201counselorgus1", "2027")]["users"] == {"gus.c@cers.example.org"}
+
+
+# -- transport: TLS only, certificates always verified ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("change, fix", [
+    ({"host": "http://127.0.0.1:9"}, "host"),
+    ({"extra": {"token_url": "http://127.0.0.1:9/auth/token"}}, "token_url"),
+    ({"host": "127.0.0.1:9", "schema": "http"}, "host"),
+], ids=["http-base-url", "http-token-url", "schema-http"])
+def test_plain_http_is_refused_before_anything_is_sent(server, monkeypatch, change, fix):
+    connect(monkeypatch, server, **change)
+    with pytest.raises(cers_api.CersTransportPolicyError, match="https") as refused:
+        CersClient("cers_api")
+    assert "'cers_api'" in str(refused.value) and fix in str(refused.value)
+    assert not is_transient(refused.value)
+    assert server.requests == []
+
+
+@pytest.mark.parametrize("setting", [{"verify": False}, {"verify": "false"}, {"verify": 0}, {"verify": "0"},
+                                     {"verify_ssl": "False"}, {"verify": ""}, {"verify": "/no/such/ca.pem"}])
+def test_switching_certificate_checks_off_is_refused(server, monkeypatch, setting):
+    connect(monkeypatch, server, extra=setting)
+    with pytest.raises(cers_api.CersTransportPolicyError, match="verify") as refused:
+        CersClient("cers_api")
+    assert "'cers_api'" in str(refused.value) and not is_transient(refused.value)
+    assert server.requests == []
+
+
+def test_a_certificate_the_connection_does_not_trust_is_refused(server, monkeypatch, tmp_path):
+    connect(monkeypatch, server, extra={"verify": True})  # the system CAs: the stand-in's own CA is not among them
+    with pytest.raises(Exception) as refused:
+        deliver_payload(delivery(max_attempts=1), payload(tmp_path, GOOD))
+    assert "SSL" in repr(refused.value) or "certificate" in repr(refused.value).lower()
+    assert server.imports == {} and calls(server, "POST", "/auth/token") == []
+
+
+def test_a_redirect_is_not_followed(server, tmp_path):
+    server.fail_next(1, status=307, location="http://127.0.0.1:9/auth/token", path="/auth/token")
+    with pytest.raises(cers_api.CersTransportPolicyError, match="redirect") as refused:
+        deliver_payload(delivery(), payload(tmp_path, GOOD))
+    assert not is_transient(refused.value)
+    assert [r["status"] for r in server.requests] == [307] and server.imports == {}
+
+
+def test_the_stand_in_serves_https_with_its_own_ca(server):
+    assert server.url.startswith("https://127.0.0.1:") and server.token_url.startswith("https://")
+    assert Path(server.ca_path).read_text().startswith("-----BEGIN CERTIFICATE-----")
+
+
+def test_a_guard_section_in_the_delivery_is_the_pipelines_not_an_unknown_transport_option(server, tmp_path):
+    """docs/safety.md suggests delivery.guard for CERS too: it once failed every delivery with "unknown option(s)
+    ['guard']", because the pipeline and the transport read one options bag."""
+    result = deliver_payload(delivery(guard={"max_delete_pct": 5}), payload(tmp_path, GOOD))
+    assert [i["status"] for i in result["imports"]] == ["PROCESSED"]
+    with pytest.raises(ValueError, match=r"unknown option\(s\) \['gaurd'\]"):  # a typo is still refused
+        deliver_payload(delivery(gaurd={}), payload(tmp_path / "typo", GOOD))
+
+
+def test_a_cers_delivery_waits_for_another_one_to_the_same_receiver(server, tmp_path, monkeypatch):
+    from rostering.delivery import cers_api, locks
+
+    monkeypatch.setattr(cers_api, "destination_lock",
+                        lambda key: locks.destination_lock(key, timeout_s=0.5))  # the real lock, a short wait
+    with locks.destination_lock("cers_api://cers_api/groups/imports"):  # e.g. a re-delivery in progress
+        with pytest.raises(locks.DestinationBusyError, match="cers_api://cers_api/groups/imports"):
+            deliver_payload(delivery(), payload(tmp_path, GOOD))
+    assert calls(server, "POST", "/groups/imports") == []  # nothing was sent meanwhile
+
+
+# -- OAuth2 (authlib): the token is refreshed with the receiver's refresh token, not the password ------------------
+
+
+def test_an_expiring_token_is_refreshed_with_its_refresh_token_and_a_refused_one_falls_back(monkeypatch):
+    """A receiver that issues refresh tokens gets the refresh grant before the access token runs out (the system
+    user's password is sent once); a refresh token it refuses makes the client ask the password grant again."""
+    with LocalCersServer(client_id=CLIENT_ID, client_secret=CLIENT_SECRET, users={USER: PASSWORD},
+                         refresh_tokens=True, token_lifetime_s=2) as srv:
+        connect(monkeypatch, srv)
+        client = CersClient("cers_api", cers_api.CersApiOptions(**FAST))
+        assert client.find_batch("b1") is None
+        time.sleep(1.2)  # renewed half-way through a 2 s token
+        assert client.find_batch("b1") is None
+        srv.revoke_refresh_tokens()
+        time.sleep(1.2)
+        assert client.find_batch("b1") is None
+        grants = [(r["grant"], r["status"]) for r in calls(srv, "POST", "/auth/token")]
+        assert grants == [("password", 200), ("refresh_token", 200), ("refresh_token", 400), ("password", 200)]
+        assert [r["status"] for r in calls(srv, "GET", "/groups/imports")] == [200, 200, 200]  # never a 401
+        assert {r["auth"] for r in calls(srv, "POST", "/auth/token")} == {None}  # client secret in the form only

@@ -49,3 +49,6 @@ def test_a_full_run_leaks_no_personal_data(dagbag, demo_environment, capfd, tmp_
     leaked = sorted({value for value in people if value and value in haystack})
     assert leaked == [], f"{len(leaked)} personal values found in logs/XComs/reports"
     assert PASSWORD not in haystack
+    kept = [p for p in Path(os.environ["ROSTERING_STATE_DIR"]).rglob("*") if p.is_file()]
+    assert any(p.name == "users.csv" for p in kept)  # the kept copy of the delivery, without the staff password
+    assert not [p.name for p in kept if PASSWORD.encode() in p.read_bytes()]

@@ -344,6 +344,31 @@ def test_pin_wins_over_a_known_hosts_entry(sftp_server: LocalSFTPServer, isolate
     assert _listing(sftp_server.home(USER)) == []
 
 
+@pytest.mark.parametrize("known_hosts_lists_the_server", [False, True])
+def test_a_server_with_another_key_than_the_pin_never_receives_the_password(
+        sftp_server: LocalSFTPServer, isolated_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        known_hosts_lists_the_server: bool) -> None:
+    # The pin is checked during the key exchange, before authentication; ~/.ssh/known_hosts cannot vouch instead.
+    if known_hosts_lists_the_server:
+        isolated_home.write_text(f"[127.0.0.1]:{sftp_server.port} {sftp_server.host_key_line}\n")
+    conn_id = set_airflow_sftp_connection(monkeypatch, port=sftp_server.port, extra={
+        "host_key": other_host_key_line(), "look_for_keys": "false"})
+    local = _write(tmp_path / "roster.csv", b"a,b\n")
+    with pytest.raises(paramiko.BadHostKeyException) as raised:
+        deliver_files(ssh_conn_id=conn_id, files=[local], remote_dir="")
+    assert not is_transient_sftp_error(raised.value)
+    assert sftp_server.auth_attempts == []  # no password was sent
+    assert PASSWORD not in str(raised.value)
+
+
+def test_the_pinned_server_receives_the_password_once(sftp_server: LocalSFTPServer, isolated_home: Path,
+                                                     tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    conn_id = set_airflow_sftp_connection(monkeypatch, port=sftp_server.port, extra={
+        "host_key": sftp_server.host_key_line, "look_for_keys": "false"})
+    deliver_files(ssh_conn_id=conn_id, files=[_write(tmp_path / "roster.csv", b"a,b\n")], remote_dir="")
+    assert sftp_server.auth_attempts == [(USER, "password")]
+
+
 @pytest.mark.parametrize("extra", [{"no_host_key_check": "true"}, {"allow_host_key_change": "true"}])
 def test_connections_that_skip_host_key_checks_are_refused(sftp_server: LocalSFTPServer, isolated_home: Path,
                                                            tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -356,6 +381,20 @@ def test_connections_that_skip_host_key_checks_are_refused(sftp_server: LocalSFT
     assert not is_transient_sftp_error(raised.value)
     assert _listing(sftp_server.home(USER)) == []
     assert isolated_home.read_text() == ""
+
+
+@pytest.mark.parametrize("placeholder", ["ssh-ed25519 AAAA...paste-the-verified-key",  # .env.example's
+                                         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI"])  # a key line cut short
+def test_a_placeholder_host_key_says_what_is_wrong(sftp_server: LocalSFTPServer, isolated_home: Path, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch, placeholder: str) -> None:
+    conn_id = set_airflow_sftp_connection(monkeypatch, port=sftp_server.port, extra={
+        "host_key": placeholder, "look_for_keys": "false"})
+    local = _write(tmp_path / "roster.csv", b"a,b\n")
+    with pytest.raises(HostKeyPolicyError, match=r"extra.host_key is not a public key line .* placeholder from "
+                                                  r"\.env\.example.*ssh-keyscan") as raised:
+        deliver_files(ssh_conn_id=conn_id, files=[local], remote_dir="")
+    assert not is_transient_sftp_error(raised.value)
+    assert sftp_server.auth_attempts == []  # nothing was sent, not even the login
 
 
 def test_wrong_password_is_permanent(sftp_server: LocalSFTPServer, isolated_home: Path, tmp_path: Path,

@@ -5,9 +5,13 @@ term rollover, an SIS outage returning few rows) becomes mass deprovisioning the
 per entity (schools/orgs, students, staff, classes/groups, enrollments) we count what would be added, deleted and
 updated against the kept copy of the last good delivery, and HOLD when (Clever's defaults, configurable per vendor):
 
-- deletions exceed ``max_delete_pct`` (10 %) or updates exceed ``max_update_pct`` (75 %) of an entity,
+- deletions exceed ``max_delete_pct`` (10 %), additions ``max_add_pct`` (25 %) or updates ``max_update_pct`` (75 %)
+  of an entity,
 - an entity that had rows drops to zero,
-- a school that had students now has none.
+- a school that had students now has none,
+- against the oldest delivery of the last ``window_days`` (7) -- but none older than the last approved one --
+  deletions exceed ``max_window_delete_pct`` (20 %) or additions ``max_window_add_pct`` (50 %): small nightly
+  losses that compound (10 % a night for a week is half the district) are held too.
 
 A held run fails with a diff summary (counts per entity and per school, never student data), keeps its built files,
 and delivers nothing. A person releases it (with a recorded reason) or discards it: the operations DAG. A first
@@ -27,7 +31,8 @@ from typing import Any, Callable
 
 import pandas as pd
 
-DEFAULTS = {"max_delete_pct": 10.0, "max_update_pct": 75.0}
+DEFAULTS = {"max_delete_pct": 10.0, "max_update_pct": 75.0, "max_add_pct": 25.0,
+            "window_days": 7, "max_window_delete_pct": 20.0, "max_window_add_pct": 50.0}
 Reader = Callable[[str], pd.DataFrame]
 
 
@@ -56,6 +61,10 @@ class EntityDiff:
     def updated_pct(self) -> float:
         return 100.0 * self.updated / self.before if self.before else 0.0
 
+    @property
+    def added_pct(self) -> float:
+        return 100.0 * self.added / self.before if self.before else 0.0
+
 
 @dataclass
 class GuardDiff:
@@ -73,8 +82,8 @@ class GuardDiff:
             "held": self.held,
             "reasons": self.reasons,
             "baseline": self.baseline,
-            "entities": [{**asdict(e), "deleted_pct": round(e.deleted_pct, 2), "updated_pct": round(e.updated_pct, 2)}
-                         for e in self.entities],
+            "entities": [{**asdict(e), "deleted_pct": round(e.deleted_pct, 2), "updated_pct": round(e.updated_pct, 2),
+                          "added_pct": round(e.added_pct, 2)} for e in self.entities],
             "schools": self.schools,
         }
 
@@ -91,14 +100,23 @@ class GuardDiff:
 
 def compare(
     old: dict[str, pd.DataFrame], new: dict[str, pd.DataFrame], limits: dict[str, float] | None = None,
-    *, same_schools_only: bool = False,
+    *, same_schools_only: bool = False, window: str | None = None,
 ) -> GuardDiff:
     """Diff two entity sets and decide whether to hold. Vectorised: merges on keys, row fingerprints for updates.
 
     ``same_schools_only``: compare only the schools the new payload names (receivers that replace only what a file
-    names, like CERS: a file for fewer schools deletes nothing elsewhere).
+    names, like CERS: a file for fewer schools deletes nothing elsewhere). ``window``: ``old`` is the oldest
+    delivery of the rolling window (named so in the reasons); only the window's deletion and addition limits apply.
     """
     limits = {**DEFAULTS, **(limits or {})}
+    unknown = sorted(set(limits) - set(DEFAULTS))
+    if unknown:
+        raise ValueError(f"delivery.guard: unknown limit(s) {unknown}; known: {sorted(DEFAULTS)}")
+    if window:
+        limits = {**limits, "max_delete_pct": limits["max_window_delete_pct"],
+                  "max_add_pct": limits["max_window_add_pct"], "max_update_pct": float("inf")}
+    since = f" since {window}" if window else ""
+    scope = f"{limits['window_days']:g}-day " if window else ""
     if same_schools_only:
         named = set().union(*(set(frame["school"].dropna()) for frame in new.values())) if new else set()
         old = {entity: frame[frame["school"].isin(named)] for entity, frame in old.items()}
@@ -119,12 +137,17 @@ def compare(
             updated=int((both & (merged["fingerprint_old"] != merged["fingerprint_new"])).sum()),
         )
         diff.entities.append(result)
-        if result.before and not result.after:
+        if result.before and not result.after and not window:
             diff.reasons.append(f"{entity} dropped to zero (had {result.before:,})")
         elif result.deleted_pct > limits["max_delete_pct"]:
-            diff.reasons.append(f"{entity}: {result.deleted_pct:.1f}% deleted (limit {limits['max_delete_pct']:g}%)")
+            diff.reasons.append(f"{entity}: {result.deleted_pct:.1f}% deleted{since} "
+                                f"({scope}limit {limits['max_delete_pct']:g}%)")
+        if result.added_pct > limits["max_add_pct"]:
+            diff.reasons.append(f"{entity}: {result.added_pct:.1f}% added{since} ({scope}limit {limits['max_add_pct']:g}%)")
         if result.updated_pct > limits["max_update_pct"]:
             diff.reasons.append(f"{entity}: {result.updated_pct:.1f}% updated (limit {limits['max_update_pct']:g}%)")
+    if window:
+        return diff  # the nightly comparison already judges emptied schools
     if "students" in old or "students" in new:
         before_by_school = _per_school(old.get("students", _empty()))
         after_by_school = _per_school(new.get("students", _empty()))

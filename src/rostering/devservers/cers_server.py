@@ -3,8 +3,10 @@
 It is a STAND-IN. The state's own API document for SIS vendors is not public; this server follows the open-source
 Smarter Balanced RDW import contract (RDW_Ingest: ``POST /groups/imports``, ``GET /imports/{id}``, statuses
 ACCEPTED -> PROCESSED or BAD_DATA, ...) that CERS is built on, and the client (rostering.delivery.cers_api) keeps
-every path configurable for the production endpoint. A real HTTP server (stdlib ``http.server``, one thread per
-request) -- the client talks HTTP to it exactly as it would to the state.
+every path configurable for the production endpoint. A real HTTPS server (stdlib ``http.server``, one thread per
+request) -- the client talks to it exactly as it would to the state, TLS and certificate checks included: at start
+it makes a throw-away CA and a certificate for 127.0.0.1 and localhost signed by it; ``server.ca_path`` is the CA's
+PEM file, the value for the connection's ``extra.verify`` (the client refuses plain http and ``verify: false``).
 
 Contract
     ``POST {token_path}`` (default ``/auth/token``): OAuth2 password grant, form fields ``grant_type=password``,
@@ -12,7 +14,9 @@ Contract
     "expires_in"}``; 401 ``{"error": "invalid_client"}`` (client id/secret), 400 ``{"error": "invalid_grant"}``
     (user/password), 400 ``unsupported_grant_type``. Tokens expire after ``token_lifetime_s`` (and, when
     ``token_max_uses`` is set, after that many API requests) -> 401 with ``WWW-Authenticate: Bearer
-    error="invalid_token"``.
+    error="invalid_token"``. With ``refresh_tokens=True`` the answer also has a ``refresh_token`` (valid
+    ``refresh_token_lifetime_s``, used once: the refresh answer brings a new one), taken by ``grant_type=
+    refresh_token`` with the client id/secret; an unknown, used or expired one is 400 ``invalid_grant``.
 
     ``POST /groups/imports``: multipart field ``file``, or a raw body (``Content-Type: application/csv`` or
     ``text/csv``) with ``?filename=&batch=``. 202 + the import resource. The file is validated at once with the
@@ -34,18 +38,22 @@ Fault injection (thread-safe, counted down per matching request)::
 
     server.fail_next(2, status=503)                          # the next 2 requests answer 503
     server.fail_next(1, status=429, retry_after="1")         # ... 429 with Retry-After: 1
+    server.fail_next(1, status=307, location="http://...")   # ... a redirect
     server.slow_next(1, seconds=2.0)                         # sleep before answering (client time-outs)
     server.slow_next(1, seconds=2.0, after_handling=True)    # handle (e.g. accept the upload), then sleep
     server.token_max_uses = 1                                # every token dies after one API request
     server.expire_all_tokens()
+    server.fail_processing_next(1, status="PIPELINE_FAILURE")  # the next import processed ends so instead
 
-Inspection: ``server.groups`` (what CERS now holds, by (school, group name lower-case, year)), ``server.imports``,
-``server.requests`` (method, path, status, header names, auth scheme -- never header values or bodies).
+Inspection: ``server.url`` (``https://127.0.0.1:<port>``), ``server.ca_path``, ``server.groups`` (what CERS now
+holds, by (school, group name lower-case, year)), ``server.imports``, ``server.requests`` (method, path, status,
+header names, auth scheme, the grant type of a token request, ``at``: ``time.monotonic()`` when it arrived --
+never header values or bodies).
 
 Command line (foreground until SIGTERM/SIGINT)::
 
     python -m rostering.devservers.cers_server --port 8089 --client-id ID --user NAME   # secrets from env:
-    ROSTERING_CERS_CLIENT_SECRET, ROSTERING_CERS_PASSWORD
+    ROSTERING_CERS_CLIENT_SECRET, ROSTERING_CERS_PASSWORD                             # prints the CA file's path
 """
 from __future__ import annotations
 
@@ -57,18 +65,23 @@ import email.policy
 import hashlib
 import hmac
 import io
+import ipaddress
 import json
 import logging
 import os
 import re
 import secrets
+import shutil
 import signal
+import ssl
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, Sequence
 from urllib.parse import parse_qs, urlsplit
 
@@ -167,8 +180,55 @@ def validate_group_file(content: bytes) -> tuple[list[str], list[list[str]]]:
     return failures, data
 
 
+def make_tls_files(folder: Path) -> tuple[Path, Path, Path]:
+    """A CA made for this run and a server certificate it signs for 127.0.0.1 and localhost (serverAuth):
+    ``(ca.pem, server.pem, server.key)`` in ``folder``. A real CA/leaf pair, so strict verifiers accept it too."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = dt.datetime.now(dt.timezone.utc)
+    valid = {"not_valid_before": now - dt.timedelta(minutes=5), "not_valid_after": now + dt.timedelta(days=30)}
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "rostering local CERS stand-in CA")])
+    ca = (x509.CertificateBuilder(subject_name=ca_name, issuer_name=ca_name, public_key=ca_key.public_key(),
+                                  serial_number=x509.random_serial_number(), **valid)
+          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+          .add_extension(x509.KeyUsage(digital_signature=False, content_commitment=False, key_encipherment=False,
+                                       data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                                       crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
+          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+          .sign(ca_key, hashes.SHA256()))
+    leaf = (x509.CertificateBuilder(subject_name=x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, HOST)]),
+                                    issuer_name=ca_name, public_key=key.public_key(),
+                                    serial_number=x509.random_serial_number(), **valid)
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(HOST)),
+                                                        x509.DNSName("localhost")]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
+                                         data_encipherment=False, key_agreement=False, key_cert_sign=False,
+                                         crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    ca_path, cert_path, key_path = folder / "ca.pem", folder / "server.pem", folder / "server.key"
+    ca_path.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    cert_path.write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
+    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()))
+    return ca_path, cert_path, key_path
+
+
 class LocalCersServer:
-    """The CERS import API on 127.0.0.1 in a background thread. Context manager, or ``start()``/``stop()``."""
+    """The CERS import API on 127.0.0.1 in a background thread. Context manager, or ``start()``/``stop()``.
+
+    HTTPS only: ``tls_dir`` keeps the generated CA and certificate (default: a temporary folder, removed at stop).
+    """
 
     def __init__(
         self,
@@ -183,12 +243,22 @@ class LocalCersServer:
         process_delay_s: float = 0.0,
         known_schools: set[str] | None = None,
         user_schools: dict[str, set[str]] | None = None,
+        tls_dir: Path | None = None,
+        refresh_tokens: bool = False,
+        refresh_token_lifetime_s: float = 86400.0,
     ) -> None:
         self.host = HOST
+        self._tls_dir = Path(tls_dir) if tls_dir is not None else None
+        self._own_tls_dir = False
+        self.ca_path: Path | None = None  # set at start
         self.port = port
         self.token_path = token_path
         self.token_lifetime_s = token_lifetime_s
         self.token_max_uses: int | None = None
+        self.refresh_tokens = refresh_tokens
+        self.refresh_token_lifetime_s = refresh_token_lifetime_s
+        self._refresh: dict[str, _Token] = {}
+        self._processing_faults: list[str] = []
         self.process_after_polls = process_after_polls
         self.process_delay_s = process_delay_s
         self.known_schools = known_schools
@@ -209,7 +279,7 @@ class LocalCersServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"https://{self.host}:{self.port}"
 
     @property
     def token_url(self) -> str:
@@ -223,7 +293,15 @@ class LocalCersServer:
         class Handler(_Handler):
             server_owner = owner
 
+        if self._tls_dir is None:
+            self._tls_dir, self._own_tls_dir = Path(tempfile.mkdtemp(prefix="cers-standin-tls-")), True
+        self.ca_path, cert_path, key_path = make_tls_files(self._tls_dir)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(cert_path, key_path)
+        key_path.unlink()  # loaded; the private key need not outlive this line on disk
         self._httpd = _QuietServer((self.host, self.port), Handler)
+        self._httpd.tls_context = context
         self.port = self._httpd.server_address[1]
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="LocalCersServer", daemon=True)
@@ -239,6 +317,9 @@ class LocalCersServer:
             self._thread.join(timeout=10)
         self._httpd = None
         self._thread = None
+        if self._own_tls_dir and self._tls_dir is not None:
+            shutil.rmtree(self._tls_dir, ignore_errors=True)
+            self._tls_dir, self._own_tls_dir = None, False
 
     def __enter__(self) -> "LocalCersServer":
         return self.start()
@@ -249,12 +330,12 @@ class LocalCersServer:
     # -- fault injection -----------------------------------------------------------------------------------------
 
     def fail_next(self, count: int, *, status: int = 503, retry_after: str | None = None,
-                  path: str | None = None, method: str | None = None) -> None:
+                  location: str | None = None, path: str | None = None, method: str | None = None) -> None:
         """Answer the next ``count`` requests (whose path starts with ``path`` and whose method is ``method``, if
-        given) with ``status``, without handling them."""
+        given) with ``status`` (and a ``Location`` header: a redirect), without handling them."""
         with self._lock:
             self._faults.append({"kind": "fail", "left": count, "status": status, "retry_after": retry_after,
-                                 "path": path, "method": method})
+                                 "location": location, "path": path, "method": method})
 
     def slow_next(self, count: int, *, seconds: float, after_handling: bool = False, path: str | None = None,
                   method: str | None = None) -> None:
@@ -263,14 +344,24 @@ class LocalCersServer:
             self._faults.append({"kind": "slow", "left": count, "seconds": seconds, "after": after_handling,
                                  "path": path, "method": method})
 
+    def fail_processing_next(self, count: int, *, status: str = "PIPELINE_FAILURE") -> None:
+        """The next ``count`` imports to be processed end in ``status`` instead (the receiver's own failure)."""
+        with self._lock:
+            self._processing_faults.extend([status] * count)
+
     def clear_faults(self) -> None:
         with self._lock:
             self._faults = []
+            self._processing_faults = []
 
     def expire_all_tokens(self) -> None:
         with self._lock:
             for token in self._tokens.values():
                 token.revoked = True
+
+    def revoke_refresh_tokens(self) -> None:
+        with self._lock:
+            self._refresh.clear()
 
     def _take_faults(self, method: str, path: str) -> tuple[dict | None, dict | None]:
         with self._lock:
@@ -299,6 +390,20 @@ class LocalCersServer:
         with self._lock:
             self._tokens[value] = _Token(username, time.monotonic() + self.token_lifetime_s)
         return value, self.token_lifetime_s
+
+    def issue_refresh_token(self, username: str) -> str:
+        value = secrets.token_urlsafe(24)
+        with self._lock:
+            self._refresh[value] = _Token(username, time.monotonic() + self.refresh_token_lifetime_s)
+        return value
+
+    def use_refresh_token(self, value: str) -> str | None:
+        """The user a valid refresh token was issued to (the token is used up), or None."""
+        with self._lock:
+            token = self._refresh.pop(value, None)
+            if token is None or token.revoked or time.monotonic() >= token.expires:
+                return None
+            return token.username
 
     def check_token(self, header: str | None) -> tuple[str | None, str]:
         """(username, "") for a valid bearer token, else (None, why)."""
@@ -363,6 +468,9 @@ class LocalCersServer:
         schools = sorted({row[1] for row in rows})
         unknown = [s for s in schools if self.known_schools is not None and s not in self.known_schools]
         imp.updated = _now_iso()
+        if self._processing_faults:
+            imp.status, imp.message = self._processing_faults.pop(0), "the import could not be processed"
+            return
         if unknown:
             imp.status, imp.message = "UNKNOWN_SCHOOL", f"{len(unknown)} school(s) in the file are not known"
             return
@@ -399,6 +507,15 @@ class LocalCersServer:
 
 class _QuietServer(ThreadingHTTPServer):
     daemon_threads = True
+    tls_context: ssl.SSLContext | None = None
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        if self.tls_context is None:
+            return super().finish_request(request, client_address)
+        # The TLS handshake runs here, in the request's own thread: a slow or refusing client stalls nobody else.
+        request.settimeout(60)
+        with self.tls_context.wrap_socket(request, server_side=True) as tls:
+            super().finish_request(tls, client_address)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client that gave up (time-out tests) leaves a broken pipe behind: not worth a traceback on stderr.
@@ -436,6 +553,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self, method: str) -> None:
         owner = self.server_owner
+        self._at = time.monotonic()
         split = urlsplit(self.path)
         body = self._body() if method == "POST" else b""
         self._status = 0
@@ -444,10 +562,13 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(slow["seconds"])
         self._hold = slow["seconds"] if slow and slow["after"] else 0.0  # handled, then the answer is late
         self._recorded = False
+        self._grant: str | None = None
         self._method, self._path = method, split.path
         try:
             if fail:
                 headers = {"Retry-After": fail["retry_after"]} if fail["retry_after"] else {}
+                if fail["location"]:
+                    headers["Location"] = fail["location"]
                 return self._send(fail["status"], {"message": HTTPStatus(fail["status"]).phrase}, headers)
             self._route(method, split.path, parse_qs(split.query), body)
         finally:
@@ -462,7 +583,8 @@ class _Handler(BaseHTTPRequestHandler):
         with owner._lock:
             owner.requests.append({"method": self._method, "path": self._path, "status": self._status,
                                    "headers": sorted(h.lower() for h in self.headers.keys()),
-                                   "auth": auth.split(" ", 1)[0] if auth else None})
+                                   "auth": auth.split(" ", 1)[0] if auth else None, "grant": self._grant,
+                                   "at": self._at})
 
     def do_GET(self) -> None:  # noqa: N802 - stdlib name
         self._dispatch("GET")
@@ -494,15 +616,25 @@ class _Handler(BaseHTTPRequestHandler):
     def _token(self, body: bytes) -> None:
         owner = self.server_owner
         form = {k: v[0] for k, v in parse_qs(body.decode("utf-8", errors="replace")).items()}
-        if form.get("grant_type") != "password":
+        grant = form.get("grant_type")
+        self._grant = grant if grant in ("password", "refresh_token") else "other"
+        if grant not in ("password", "refresh_token") or (grant == "refresh_token" and not owner.refresh_tokens):
             return self._send(400, {"error": "unsupported_grant_type"})
         if not owner.check_client(form.get("client_id", ""), form.get("client_secret", "")):
             return self._send(401, {"error": "invalid_client", "error_description": "Bad client credentials"})
-        if not owner.check_user(form.get("username", ""), form.get("password", "")):
+        if grant == "refresh_token":
+            username = owner.use_refresh_token(form.get("refresh_token", ""))
+            if username is None:
+                return self._send(400, {"error": "invalid_grant", "error_description": "Invalid refresh token"})
+        elif owner.check_user(form.get("username", ""), form.get("password", "")):
+            username = form["username"]
+        else:
             return self._send(400, {"error": "invalid_grant", "error_description": "Bad credentials"})
-        token, lifetime = owner.issue_token(form["username"])
-        return self._send(200, {"access_token": token, "token_type": "bearer", "expires_in": int(lifetime),
-                                "scope": "groups"}, {"Cache-Control": "no-store"})
+        token, lifetime = owner.issue_token(username)
+        answer = {"access_token": token, "token_type": "bearer", "expires_in": int(lifetime), "scope": "groups"}
+        if owner.refresh_tokens:
+            answer["refresh_token"] = owner.issue_refresh_token(username)
+        return self._send(200, answer, {"Cache-Control": "no-store"})
 
     def _upload(self, query: dict[str, list[str]], body: bytes, username: str) -> None:
         ctype = self.headers.get("Content-Type") or ""
@@ -545,7 +677,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with LocalCersServer(client_id=args.client_id, client_secret=secret, users={args.user: password},
                              port=args.port) as server:
-            print(f"CERS stand-in listening on {server.url} (token endpoint {server.token_url})", flush=True)
+            print(f"CERS stand-in listening on {server.url} (token endpoint {server.token_url}); its CA certificate, "
+                  f"for the connection's extra.verify: {server.ca_path}", flush=True)
             while not stop.wait(0.5):
                 pass
     finally:

@@ -10,7 +10,13 @@ Fault injection, for delivery-safety tests, is a single attribute that may be re
         server.faults = Faults(write_delay_s=0.05)       # every write request sleeps first
         server.faults = Faults(drop_after_bytes=1000)    # abort the connection once a file would pass 1000 bytes
         server.faults = Faults(fail_rename=True)         # rename and posix-rename answer SSH_FX_FAILURE
+        server.faults = Faults(drop_after_renames=1)     # per connection: 1 rename works, the next drops it
+        server.faults = Faults(fail_renames_after=1)     # per connection: 1 rename works, the next ones fail
         server.faults = Faults()                         # back to normal
+
+Inspection, for the same tests: ``server.auth_attempts`` lists ``(username, method)`` of every authentication
+attempt the server received (never the password), ``server.operations`` lists ``(username, operation, path, ...)``
+of every file opened for writing, renamed or removed, in order.
 
 Command line (foreground until SIGTERM/SIGINT)::
 
@@ -56,11 +62,17 @@ class Faults:
         The partial file stays on disk, exactly ``drop_after_bytes`` long.
     write_delay_s: seconds every write request sleeps before it is applied (makes uploads observably slow).
     fail_rename: ``rename`` and ``posix-rename@openssh.com`` fail with SSH_FX_FAILURE, touching nothing.
+    drop_after_renames: that many renames per connection are applied and answered; the next one aborts the
+        connection (like ``drop_after_bytes``) without being applied -- a drop in the middle of renaming a set.
+    fail_renames_after: that many renames per connection are applied; every later one fails with SSH_FX_FAILURE,
+        touching nothing, and the connection stays up.
     """
 
     drop_after_bytes: int | None = None
     write_delay_s: float = 0.0
     fail_rename: bool = False
+    drop_after_renames: int | None = None
+    fail_renames_after: int | None = None
 
 
 class _SSHServer(asyncssh.SSHServer):
@@ -85,6 +97,7 @@ class _SSHServer(asyncssh.SSHServer):
         return True
 
     def validate_password(self, username: str, password: str) -> bool:
+        self._owner._record_auth_attempt(username, "password")
         expected = self._owner._users.get(username)
         if expected is None:
             hmac.compare_digest(password.encode(), password.encode())  # same work for unknown users
@@ -104,6 +117,17 @@ class _ChrootSFTPServer(asyncssh.SFTPServer):
         super().__init__(chan, chroot=os.fsencode(home))
         self._owner = owner
         self._written: dict[int, int] = {}  # id(open file) -> bytes written through it
+        self._renames = 0  # renames applied on this connection (the rename faults count them)
+        self._username = chan.get_extra_info("username")
+
+    def open(self, path: bytes, pflags: int, attrs: asyncssh.SFTPAttrs) -> object:
+        if pflags & (asyncssh.FXF_WRITE | asyncssh.FXF_CREAT | asyncssh.FXF_TRUNC | asyncssh.FXF_APPEND):
+            self._owner._record_operation(self._username, "open-write", path)
+        return super().open(path, pflags, attrs)
+
+    def remove(self, path: bytes) -> None:
+        super().remove(path)
+        self._owner._record_operation(self._username, "remove", path)
 
     async def write(self, file_obj: object, offset: int, data: bytes) -> int:
         faults = self._owner.faults
@@ -129,10 +153,12 @@ class _ChrootSFTPServer(asyncssh.SFTPServer):
     def rename(self, oldpath: bytes, newpath: bytes) -> None:
         self._maybe_fail_rename()
         super().rename(oldpath, newpath)
+        self._renamed(oldpath, newpath)
 
     def posix_rename(self, oldpath: bytes, newpath: bytes) -> None:
         self._maybe_fail_rename()
         super().posix_rename(oldpath, newpath)
+        self._renamed(oldpath, newpath)
 
     def symlink(self, oldpath: bytes, newpath: bytes) -> None:
         raise asyncssh.SFTPOpUnsupported("symlinks are not supported on this server")
@@ -141,8 +167,17 @@ class _ChrootSFTPServer(asyncssh.SFTPServer):
         raise asyncssh.SFTPOpUnsupported("hard links are not supported on this server")
 
     def _maybe_fail_rename(self) -> None:
-        if self._owner.faults.fail_rename:
+        faults = self._owner.faults
+        if faults.drop_after_renames is not None and self._renames >= faults.drop_after_renames:
+            self.connection.abort()
+            raise asyncssh.SFTPConnectionLost("fault injection: connection dropped")
+        if faults.fail_rename or (faults.fail_renames_after is not None
+                                  and self._renames >= faults.fail_renames_after):
             raise asyncssh.SFTPFailure("fault injection: rename failed")
+
+    def _renamed(self, oldpath: bytes, newpath: bytes) -> None:
+        self._renames += 1
+        self._owner._record_operation(self._username, "rename", oldpath, newpath)
 
 
 def _check_username(name: str) -> None:
@@ -197,6 +232,9 @@ class LocalSFTPServer:
         self._host_key = _load_or_create_host_key(host_key_path)
         self.host_key_line = public_key_line(self._host_key)
         self.faults = Faults()
+        self.auth_attempts: list[tuple[str, str]] = []
+        self.operations: list[tuple[str, ...]] = []
+        self._records_lock = threading.Lock()
         self._connections: set[asyncssh.SSHServerConnection] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -206,6 +244,14 @@ class LocalSFTPServer:
         """The local folder that is ``user``'s home (and chroot) on the server."""
         _check_username(user)
         return self.root / user
+
+    def _record_auth_attempt(self, username: str, method: str) -> None:
+        with self._records_lock:
+            self.auth_attempts.append((username, method))
+
+    def _record_operation(self, username: str, operation: str, *paths: bytes) -> None:
+        with self._records_lock:
+            self.operations.append((username, operation, *(os.fsdecode(p) for p in paths)))
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
 

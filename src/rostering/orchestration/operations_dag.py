@@ -19,11 +19,13 @@ def vendor_names() -> list[str]:
 def build_operations_dag(*, doc_md: str | None = None):
     from airflow.sdk import CronTriggerTimetable
 
+    from rostering.sis.config import load_sis_config
+
     @dag(
         dag_id="rostering_operations",
         description="Operator actions: re-deliver last good, discard a held delivery, purge expired copies",
         doc_md=doc_md,
-        schedule=CronTriggerTimetable("0 5 * * *", timezone="America/Los_Angeles"),  # nightly purge
+        schedule=CronTriggerTimetable("0 5 * * *", timezone=load_sis_config().timezone),  # nightly purge
         start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
         catchup=False,
         max_active_runs=1,
@@ -55,7 +57,9 @@ def build_operations_dag(*, doc_md: str | None = None):
                     return operations.redeliver_last_good(profile, reason=params["reason"], run_id=ctx["run_id"])
                 return operations.discard_held(profile, run_id=params["run_id"], reason=params["reason"])
             except ValueError as error:
-                raise AirflowFailException(str(error)) from None
+                from rostering.errors import safe_text  # ours are value-free; a library's may quote data
+
+                raise AirflowFailException(safe_text(error)) from None
 
         act()
 

@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Iterable, Protocol, runtime_checkable
 
 import pandas as pd
 
+from rostering.errors import ValueFreeError
 from rostering.sis.schema import COLUMNS
 
 # rejected.csv's columns (rostering.sis.checks.REPORT_COLUMNS): "file" names the source resource for an API source,
@@ -24,7 +25,7 @@ from rostering.sis.schema import COLUMNS
 REJECTION_COLUMNS = ("file", "row", "sis_key", "column", "rule")
 
 
-class SourceError(RuntimeError):
+class SourceError(ValueFreeError, RuntimeError):  # messages name resource, key and rule, never a value
     """The source could not be read completely; the snapshot fails and no vendor runs. Never carries a value of
     the data (no names, ids of students, or response bodies)."""
 
