@@ -1,4 +1,5 @@
-# The project image: Airflow 3.3 and its providers from the pinned lock (requirements.txt), plus the rostering package,
+# The project image: Airflow 3.3 and its providers from the pinned runtime lock (requirements.txt; the test, bench and
+# demo tools of requirements-dev.txt are not in the image), plus the rostering package,
 # its DAGs, plugins, SQL, expectation suites and vendor configuration -- baked in, so a deployment is one image tag.
 # Used by every Airflow service of docker-compose.yaml. Build: docker compose build (or docker build -t rostering-airflow .)
 FROM python:3.11-slim-bookworm
@@ -20,10 +21,11 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /opt/rostering
-# Dependencies first (cached layer): exactly the versions of the lock, nothing resolved at build time.
-COPY requirements.txt pyproject.toml ./
+# Dependencies first (cached layer): exactly the versions of the runtime lock, nothing resolved at build time.
+# requirements-exclude.txt keeps out mysqlclient (a C build; MySQL is read through PyMySQL), so no compiler is needed.
+COPY requirements.txt requirements-exclude.txt pyproject.toml ./
 RUN pip install --no-cache-dir uv==0.13.9 \
-    && uv pip install --system --no-cache -r requirements.txt
+    && uv pip install --system --no-cache --excludes requirements-exclude.txt -r requirements.txt
 
 COPY src ./src
 COPY include ./include

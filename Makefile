@@ -1,4 +1,6 @@
-# Two commands matter: `make demo` and `make test`. Everything they need is installed from requirements.txt.
+# Two commands matter: `make demo` and `make test`. Everything they need is installed from the two locks:
+# requirements.txt (runtime: the DAGs, the package, the Docker image) and requirements-dev.txt (tests, bench, demo
+# servers; constrained to the runtime lock). requirements-exclude.txt names what no resolution or install may pull in.
 PYTHON ?= python3.11
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -17,13 +19,15 @@ help:
 	@echo "make test     install and run the test suite (PostgreSQL on 127.0.0.1:5432 required when CI=true)"
 	@echo "make airflow  the Airflow UI (airflow standalone) on the demo district, http://localhost:8080"
 	@echo "make e2e      only the distributed tests: the compose topology natively on CeleryExecutor + the UI in Chromium"
-	@echo "make lock     re-resolve requirements.txt from requirements.in"
+	@echo "make lock     re-resolve requirements.txt from requirements.in, then requirements-dev.txt from requirements-dev.in"
 	@echo "make bench    benchmark every vendor at S, M, XL on PostgreSQL (BENCH_SIZES=S for a quick one; bench/README.md)"
 
-$(VENV)/.installed: requirements.txt pyproject.toml
+LOCKS := requirements.txt requirements-dev.txt requirements-exclude.txt
+
+$(VENV)/.installed: $(LOCKS) pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check uv==0.13.9
-	$(UV) pip install --quiet --python $(PY) -r requirements.txt
+	$(UV) pip install --quiet --python $(PY) --excludes requirements-exclude.txt -r requirements.txt -r requirements-dev.txt
 	$(UV) pip install --quiet --python $(PY) --no-deps -e .
 	touch $@
 
@@ -61,9 +65,16 @@ BENCH_SIZES ?= S M XL
 bench: venv
 	$(PY) -m bench --sizes $(BENCH_SIZES) $(BENCH_ARGS)
 
+# Both locks keep their current pins unless requirements*.in asks otherwise (uv reads the old file as preferences);
+# `make lock UPGRADE=--upgrade` re-resolves everything. The dev lock is constrained to the runtime lock (-c), so a
+# package in both has one version.
+UPGRADE ?=
+COMPILE := $(UV) pip compile --quiet --python-version 3.11 --no-header --excludes requirements-exclude.txt $(UPGRADE)
 lock:
-	$(UV) pip compile --quiet --python-version 3.11 --no-header requirements.in -o requirements.txt
-	sed -i '1i # Complete pinned lock for Python 3.11. Edit requirements.in, then: make lock' requirements.txt
+	$(COMPILE) requirements.in -o requirements.txt
+	sed -i '1i # Runtime lock for Python 3.11 (the DAGs, the package, the Docker image). Edit requirements.in, then: make lock' requirements.txt
+	$(COMPILE) requirements-dev.in -o requirements-dev.txt
+	sed -i '1i # Test, bench and demo lock for Python 3.11, on top of requirements.txt. Edit requirements-dev.in, then: make lock' requirements-dev.txt
 
 clean:
 	rm -rf var .pytest_cache

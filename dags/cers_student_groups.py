@@ -19,14 +19,17 @@ download under `var/work/cers_student_groups/<run>/payload/`, upload nothing), `
 **When it fails**: the failed task's log says why, with no student data. `validate`: file, line, column and rule — fix
 the SIS record or the profile, then clear the run. `deliver`: `invalid_client` / `invalid_grant` or a second 401 =
 the TOMS credentials in connection `cers_api` (renewed yearly, docs/cers.md); 403 = the system user lacks
-group-write permission for a school; `BAD_DATA` etc. = the receiver's `Row: N Failure: …` lines are in the log and
-in `reports/cers_imports.json`. 5xx, 429 and time-outs are retried with backoff; a retried task skips files the
-receiver already PROCESSED in this run. Results are e-mailed to `notify.email`. Runbook: `docs/cers.md`.
+group-write permission for a school. `confirm_delivery` (waits for the imports, rescheduled between checks):
+`BAD_DATA` etc. = the receiver's `Row: N Failure: …` lines are in the log and in `reports/cers_imports.json` (the
+files it PROCESSED are recorded as delivered); a time-out = the receiver is still processing: clear the task to
+resume waiting. 5xx, 429 and time-outs are retried with backoff; a retried task skips files the receiver already
+PROCESSED in this run. Results are e-mailed to `notify.email`. Runbook: `docs/cers.md`.
 
-**When it is held**: the change guard stopped the delivery (more than 10 % of an entity deleted or 75 % updated, or
-a school left without students): `deliver` fails with "delivery HELD", nothing is sent (CERS keeps the previous
+**When it is held**: the change guard stopped the delivery (more than 10 % of an entity deleted, 25 % added or
+75 % updated, 20 % deleted over 7 days, or a school left without students): `deliver` fails with "delivery HELD", nothing is sent (CERS keeps the previous
 delivery) and the alert e-mail says HELD. Look at the run's `reports/report.html` (changes per entity and per
-school). A real change: trigger again with `approve_changes_reason` (kept in the delivery record). Wrong data: fix the
+school). A real change: trigger again with `approve_changes_reason` and `approve_held_run_id` = this run's id
+(kept in the delivery record; held again if the data changed). Wrong data: fix the
 SIS, then `rostering_operations` with `discard_held` and this run's id. Every run's report: `reports/report.html` in
 `var/work/cers_student_groups/<run>/`, its path in the `summary` task's return value. Runbook: `docs/operations.md`.
 """

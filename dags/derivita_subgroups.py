@@ -25,10 +25,11 @@ stays in place and nothing is recorded in the audit. Host key or password errors
 `derivita_sftp`; network errors are retried with backoff. Configuration: `config/vendors/derivita.yaml`.
 Docs: `docs/derivita.md`.
 
-**When it is held**: the change guard stopped the delivery (more than 10 % of an entity deleted or 75 % updated, or
-a school left without students): `deliver` fails with "delivery HELD", nothing is sent (Derivita keeps the previous
+**When it is held**: the change guard stopped the delivery (more than 10 % of an entity deleted, 25 % added or
+75 % updated, 20 % deleted over 7 days, or a school left without students): `deliver` fails with "delivery HELD", nothing is sent (Derivita keeps the previous
 delivery) and the alert e-mail says HELD. Look at the run's `reports/report.html` (changes per entity and per
-school). A real change: trigger again with `approve_changes_reason` (kept in the delivery record). Wrong data: fix the
+school). A real change: trigger again with `approve_changes_reason` and `approve_held_run_id` = this run's id
+(kept in the delivery record; held again if the data changed). Wrong data: fix the
 SIS, then `rostering_operations` with `discard_held` and this run's id. Every run's report: `reports/report.html` in
 `var/work/derivita_subgroups/<run>/`, its path in the `summary` task's return value. Runbook: `docs/operations.md`.
 """

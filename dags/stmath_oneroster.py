@@ -9,17 +9,19 @@ folder over SFTP (connection `stmath_sftp`, host key pinned) under a temporary n
 
 **Params**: `as_of_date` (YYYY-MM-DD, empty = today), `schools` (subset: build only, never delivered),
 `dry_run` (build + validate, no upload), `force` (deliver even if already delivered today or unchanged),
-`approve_changes_reason` (release a held delivery).
+`approve_changes_reason` + `approve_held_run_id` (release a held run), `deliver_other_date_reason` (send
+a roster whose `as_of_date` is not the run's date: otherwise built, not delivered).
 
 **When it fails**: the failed task's log says why. `validate` lists file, line, column and rule (no student data):
 fix the SIS record or the mapping, then clear the run. `deliver` failures on host key or password are permanent —
 check the `stmath_sftp` connection; network errors are retried with backoff. Nothing partial is ever uploaded.
 Configuration: `config/vendors/stmath.yaml`. Runbook: `docs/operations.md`.
 
-**When it is held**: the change guard stopped the delivery (more than 10 % of an entity deleted or 75 % updated, or
-a school left without students): `deliver` fails with "delivery HELD", nothing is sent (ST Math keeps the previous
+**When it is held**: the change guard stopped the delivery (more than 10 % of an entity deleted, 25 % added or
+75 % updated, 20 % deleted over 7 days, or a school left without students): `deliver` fails with "delivery HELD", nothing is sent (ST Math keeps the previous
 delivery) and the alert e-mail says HELD. Look at the run's `reports/report.html` (changes per entity and per
-school). A real change: trigger again with `approve_changes_reason` (kept in the delivery record). Wrong data: fix the
+school). A real change: trigger again with `approve_changes_reason` and `approve_held_run_id` = this run's id
+(kept in the delivery record; held again if the data changed). Wrong data: fix the
 SIS, then `rostering_operations` with `discard_held` and this run's id. Every run's report: `reports/report.html` in
 `var/work/stmath_oneroster/<run>/`, its path in the `summary` task's return value. Runbook: `docs/operations.md`.
 """

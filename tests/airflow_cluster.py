@@ -103,6 +103,7 @@ class AirflowCluster:
             "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),  # as the compose file: the run report view
             "AIRFLOW__CORE__AUTH_MANAGER": FAB,
             "AIRFLOW__CORE__FERNET_KEY": self._fernet_key,
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
@@ -378,10 +379,12 @@ class RosteringEndpoints:
         self.sftp = LocalSFTPServer(root=self.root / "sftp", users=self.passwords).start()
         self.cers_credentials = {"client_id": "rostering-e2e", "client_secret": secrets.token_urlsafe(24),
                                  "username": "e2e-system-user", "password": secrets.token_urlsafe(16)}
+        # each import is PROCESSED at its second status read: the CERS DAG's confirm_delivery sensor finds it
+        # ACCEPTED at its first poke and is rescheduled (reschedule mode on the Celery worker)
         self.cers = LocalCersServer(client_id=self.cers_credentials["client_id"],
                                     client_secret=self.cers_credentials["client_secret"],
-                                    users={self.cers_credentials["username"]: self.cers_credentials["password"]}
-                                    ).start()
+                                    users={self.cers_credentials["username"]: self.cers_credentials["password"]},
+                                    process_after_polls=2).start()
         self.smtp = MailCatcher().__enter__()
         return self
 
@@ -419,7 +422,8 @@ class RosteringEndpoints:
                     "conn_type": "http", "host": self.cers.url, "login": self.cers_credentials["username"],
                     "password": self.cers_credentials["password"],
                     "extra": {"token_url": self.cers.token_path, "client_id": self.cers_credentials["client_id"],
-                              "client_secret": self.cers_credentials["client_secret"]}})
+                              "client_secret": self.cers_credentials["client_secret"],
+                              "verify": str(self.cers.ca_path)}})
             staff_password = profile.options.get("staff_password") or {}
             if staff_password.get("mode") == "connection":
                 env[f"AIRFLOW_CONN_{staff_password['conn_id'].upper()}"] = json.dumps(

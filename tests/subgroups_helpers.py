@@ -4,6 +4,7 @@ Import with ``from subgroups_helpers import ...`` (tests/ is on sys.path, like s
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from pathlib import Path
 
@@ -37,13 +38,17 @@ TEST_COLUMNS = [
 
 
 def make_profile(columns: list[dict] | None = None, *, conn_id: str = "derivita_sftp", **subgroups) -> VendorProfile:
-    return VendorProfile.from_dict({
+    """A Derivita profile with these columns. The section is set after loading (a profile whose section is wrong
+    does not load: ProfileError), so tests can hand subgroup_config a wrong one."""
+    profile = VendorProfile.from_dict({
         "name": "derivita", "title": "Derivita", "format": "subgroups", "dag_id": "derivita_subgroups",
-        "after": "stmath", "timezone": "America/Los_Angeles", "tags": ["rostering"],
-        "subgroups": {"student_ids_from": "stmath", "file_name": "student_subgroups.csv",
-                      "columns": TEST_COLUMNS if columns is None else columns, **subgroups},
+        "after": "stmath", "tags": ["rostering"],
+        "subgroups": {"student_ids_from": "stmath", "file_name": "student_subgroups.csv", "columns": TEST_COLUMNS},
         "delivery": {"kind": "sftp", "conn_id": conn_id, "remote_dir": ""},
     })
+    return dataclasses.replace(profile, options={"student_ids_from": "stmath", "file_name": "student_subgroups.csv",
+                                                 "columns": TEST_COLUMNS if columns is None else columns,
+                                                 **subgroups})
 
 
 @pytest.fixture(scope="module", autouse=True)

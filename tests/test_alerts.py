@@ -71,6 +71,28 @@ def test_an_unexpected_error_is_named_by_its_class_only(tmp_path, monkeypatch):
     assert "ValueError" in body and "1234567890" not in body and "Maria" not in body
 
 
+def test_the_mail_links_the_report_in_the_airflow_ui_when_the_base_url_is_set(tmp_path, monkeypatch):
+    from rostering.alerts import failure_mail, success_mail
+
+    run_id = "scheduled__2026-11-03T09:00:00+00:00"
+    reports = _reports(tmp_path, monkeypatch, run_id)
+    reports.mkdir(parents=True)
+    (reports / "summary.json").write_text(json.dumps({"delivered": True, "destination": "sftp://stmath_sftp/~"}))
+    (reports / "report.html").write_text("<p>run report</p>")
+    monkeypatch.delenv("AIRFLOW__API__BASE_URL", raising=False)
+    _, body = success_mail(title="ST Math", dag_id="stmath_oneroster", run_id=run_id)
+    assert str(reports / "report.html") in body and "<a href" not in body  # no base URL: the path only
+
+    monkeypatch.setenv("AIRFLOW__API__BASE_URL", "https://airflow.district.example.org/")
+    link = ("https://airflow.district.example.org/rostering/reports/stmath_oneroster/"
+            "scheduled__2026-11-03T09_00_00_00_00")
+    for _, body in (success_mail(title="ST Math", dag_id="stmath_oneroster", run_id=run_id),
+                    failure_mail(title="ST Math", dag_id="stmath_oneroster", run_id=run_id, task_id="deliver",
+                                 error=None)):
+        assert f'<a href="{link}">{link}</a>' in body, body
+        assert str(reports / "report.html") in body  # and still the path on the shared volume
+
+
 # -- a mail that cannot go out ----------------------------------------------------------------------------------------
 
 CALL_TWICE = """
@@ -249,6 +271,30 @@ def test_a_held_delivery_mails_HELD_with_counts_and_what_to_do(held_stmath):  # 
     assert row and int(row.group(1).replace(",", "")) > 0, "the emptied school is highlighted with before/after"
     assert "Validation <b>passed</b>" in page
     assert leaked(values, page) == []
+
+
+@pytest.mark.airflow
+def test_a_dry_run_shows_that_a_real_run_would_be_held(held_stmath):
+    """The operator previews tonight's change before the night: the guard runs in a dry run and says HELD."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    from rostering.pipeline import RunPaths
+
+    dag = DagBag(dag_folder=str(Path(__file__).resolve().parents[1] / "dags" / "stmath_oneroster.py")).get_dag(
+        "stmath_oneroster")
+    dag_run = dag.test(run_conf={"dry_run": True})
+    assert dag_run.state == "success"  # a dry run never fails on the guard ...
+    assert list(held_stmath["sftp"].home("stmath").iterdir()) == []
+    reports = RunPaths.for_run("stmath_oneroster", dag_run.run_id).reports
+    outcome = json.loads((reports / "delivery.json").read_text())
+    assert outcome["reason"].startswith("dry run") and "a real run would be HELD" in outcome["reason"], (
+        (reports / "guard.json").read_text())
+    assert "1 school(s) that had students now have none" in outcome["would_be_held"]  # ... but says so
+    guard = json.loads((reports / "guard.json").read_text())
+    assert guard["held"] is True and guard["preview"] is True
+    assert held_stmath["smtp"].wait_for(1, timeout=2) == []  # and mails no HELD alert
+    page = (reports / "report.html").read_text()
+    assert "a real run WOULD BE HELD" in page and "Delivery HELD — nothing was sent" not in page
 
 
 # -- what an operator reads in the UI ----------------------------------------------------------------------------------

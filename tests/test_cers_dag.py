@@ -39,7 +39,10 @@ def test_a_run_uploads_the_scheduled_profiles_and_cers_holds_the_groups(cers_dag
     from rostering.devservers.mail_catcher import MailCatcher
 
     sis = make_district(tmp_path / "sis.sqlite")
-    with LocalCersServer(client_id="cid", client_secret="csecret-value", users={"sysuser": "pw-value"}) as server, \
+    # each import is PROCESSED at its second status read: the confirm_delivery sensor finds both ACCEPTED at its
+    # first poke and is rescheduled (reschedule mode under dag.test(): the loop runs it again when it is due)
+    with LocalCersServer(client_id="cid", client_secret="csecret-value", users={"sysuser": "pw-value"},
+                         process_after_polls=2) as server, \
             MailCatcher() as smtp:
         monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", smtp.connection_json())
         monkeypatch.setenv("ROSTERING_WORK_DIR", str(tmp_path / "work"))
@@ -47,8 +50,11 @@ def test_a_run_uploads_the_scheduled_profiles_and_cers_holds_the_groups(cers_dag
         monkeypatch.setenv("AIRFLOW_CONN_SIS_DB", json.dumps({"conn_type": "sqlite", "host": str(sis)}))
         monkeypatch.setenv("AIRFLOW_CONN_CERS_API", json.dumps(
             {"conn_type": "http", "host": server.url, "login": "sysuser", "password": "pw-value",
-             "extra": {"token_url": "/auth/token", "client_id": "cid", "client_secret": "csecret-value"}}))
-        dag_run = cers_dag.test(run_conf={"as_of_date": "2026-11-23"})
+             "extra": {"token_url": "/auth/token", "client_id": "cid", "client_secret": "csecret-value",
+                       "verify": str(server.ca_path)}}))
+        # the hand-made district is dated: a roster of another date than the run's is sent only with a reason
+        dag_run = cers_dag.test(run_conf={"as_of_date": "2026-11-23",
+                                          "deliver_other_date_reason": "test district of 2026-11-23"})
         mails = smtp.wait_for(1, timeout=30)
     assert dag_run.state == "success"
     # the DAG-level success mail (notify.on_success): its callback context holds a SerializedDAG, which once broke
@@ -63,6 +69,15 @@ def test_a_run_uploads_the_scheduled_profiles_and_cers_holds_the_groups(cers_dag
         "2027tt9hrbe3002", "201counselorgus1"])
     assert [(i.filename, i.status) for i in server.imports.values()] == [
         ("student_groups_19647330000001.csv", "PROCESSED"), ("student_groups_19647330000002.csv", "PROCESSED")]
+    # the deliver task only uploaded; the sensor read each import twice, over two pokes, and carries the Asset
+    assert len([r for r in server.requests if r["method"] == "POST" and r["path"] == "/groups/imports"]) == 2
+    assert len([r for r in server.requests if r["method"] == "GET" and r["path"].startswith("/imports/")]) == 4
+    states = {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
+    assert states["deliver"] == states["confirm_delivery"] == states["summary"] == "success", states
+    assert _reschedules(dag_run, "confirm_delivery") >= 1
+    [(asset, task_id, extra)] = _asset_events("cers_student_groups", dag_run.run_id)
+    assert (asset, task_id, extra) == ("rostering_cers_delivered", "confirm_delivery",
+                                       {"as_of_date": "2026-11-23", "school_year": 2027})
 
     summaries = list(Path(os.environ["ROSTERING_WORK_DIR"]).glob("cers_student_groups/*/reports/summary.json"))
     summary = json.loads(summaries[0].read_text())
@@ -82,3 +97,29 @@ def test_a_run_uploads_the_scheduled_profiles_and_cers_holds_the_groups(cers_dag
     text = json.dumps(summary)
     for value in ("1000000003", "bo.li@cers.example.org", "csecret-value", "pw-value"):
         assert value not in text
+
+
+def _reschedules(dag_run, task_id: str) -> int:
+    from sqlalchemy import func, select
+
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.models.taskreschedule import TaskReschedule
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        return session.scalar(select(func.count()).select_from(TaskReschedule).join(
+            TaskInstance, TaskInstance.id == TaskReschedule.ti_id).where(
+            TaskInstance.dag_id == dag_run.dag_id, TaskInstance.run_id == dag_run.run_id,
+            TaskInstance.task_id == task_id))
+
+
+def _asset_events(dag_id: str, run_id: str) -> list:
+    from sqlalchemy import select
+
+    from airflow.models.asset import AssetEvent
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        events = session.scalars(select(AssetEvent).where(AssetEvent.source_dag_id == dag_id,
+                                                          AssetEvent.source_run_id == run_id)).all()
+        return [(event.asset.name, event.source_task_id, dict(event.extra or {})) for event in events]

@@ -28,7 +28,7 @@ def dagbag():
 
 def test_no_import_errors(dagbag):
     assert dagbag.import_errors == {}
-    assert set(dagbag.dag_ids) == VENDOR_DAGS | {"sis_snapshot", "rostering_operations"}
+    assert set(dagbag.dag_ids) == VENDOR_DAGS | {"sis_snapshot", "rostering_operations", "rostering_deadline"}
 
 
 def test_the_snapshot_runs_nightly_and_the_vendors_run_on_it(dagbag):
@@ -92,7 +92,7 @@ def test_a_profile_may_not_name_its_own_sis_connection_any_more():
     from rostering.vendors.profile import VendorProfile, load_profile
 
     data = {"name": "x", "title": "X", "format": "oneroster", "dag_id": "x", "schedule": "snapshot",
-            "delivery": {"kind": "sftp", "conn_id": "x_sftp"}}
+            "oneroster": {"files": ["orgs.csv"]}, "delivery": {"kind": "sftp", "conn_id": "x_sftp"}}
     assert VendorProfile.from_dict(data).on_snapshot
     with pytest.raises(ValueError, match="config/sis.yaml"):
         VendorProfile.from_dict({**data, "sis_conn_id": "sis_db"})
@@ -203,10 +203,15 @@ def test_literably_dag_delivers_the_plain_files_and_a_rerun_sends_nothing_new(da
                                  "orgs.csv", "users.csv"]
     assert delivered["users.csv"].split(b"\r\n", 1)[0].endswith(b"metadata.literably.levelImputed")
 
-    assert dag.test().state == "success"  # same SIS data: byte-identical files, so nothing is sent again
+    again = dag.test()  # same SIS data: byte-identical files, so nothing is sent again
+    assert again.state == "success"
     summaries = sorted(Path(os.environ["ROSTERING_WORK_DIR"]).glob("literably_oneroster/*/reports/summary.json"))
     second = json.loads(max(summaries, key=lambda p: p.stat().st_mtime).read_text())
     assert second["delivered"] is False and second["not_delivered_because"].startswith("unchanged")
+    # the receiver holds tonight's roster all the same: a DAG waiting on this delivery (after:) still runs
+    [(asset, task_id, extra)] = _asset_events("literably_oneroster", again.run_id)
+    assert (asset, task_id, extra["delivered"]) == ("rostering_literably_delivered", "deliver", False)
+    assert extra["reason"].startswith("unchanged") and extra["as_of_date"] == second["as_of_date"]
 
 
 @pytest.mark.airflow

@@ -109,6 +109,18 @@ def _run_everything(cluster: AirflowCluster, endpoints: RosteringEndpoints) -> N
         assert summary["delivered"] is True, (dag_id, summary.get("not_delivered_because"))
         assert summary["report"] and Path(summary["report"]).exists(), (dag_id, summary.get("report"))
 
+    # CERS: deliver only uploaded; confirm_delivery (a reschedule sensor) found the imports ACCEPTED, gave its
+    # worker slot back, confirmed them at a later poke, and emitted the delivered Asset
+    cers_run = runs["cers_student_groups"]
+    assert cluster.task_states("cers_student_groups", cers_run)["confirm_delivery"] == "success"
+    reads: dict[str, int] = {}
+    for request in endpoints.cers.requests:
+        if request["method"] == "GET" and request["path"].startswith("/imports/") and request["status"] == 200:
+            reads[request["path"]] = reads.get(request["path"], 0) + 1
+    assert reads and min(reads.values()) >= 2, reads  # ACCEPTED at the first poke, PROCESSED at a later one
+    confirmed = [e for e in cluster.asset_events("cers_student_groups") if e["source_run_id"] == cers_run]
+    assert [e["source_task_id"] for e in confirmed] == ["confirm_delivery"], confirmed
+
     # what each vendor received
     home = endpoints.sftp.home
     with zipfile.ZipFile(home("stmath") / "OneRoster.zip") as archive:

@@ -2,8 +2,9 @@
 
 Against the api-server of the e2e cluster (tests/airflow_cluster.py, FAB login as in docker-compose.yaml): log in,
 see the four vendor DAGs (and the operations DAG) with no import errors, open ST Math's trigger form and see its
-params, trigger a dry run from the form, and see the run succeed in the UI. Screenshots are kept as test artifacts
-in var/artifacts/ (ui-*.png; the paths are printed).
+params, trigger a dry run from the form, see the run succeed in the UI, and open its report from the run's "Run report"
+tab and at its own address (never without a session). Screenshots are kept as test artifacts in var/artifacts/
+(ui-*.png; the paths are printed).
 
 Chromium: installed with apt-get when missing and running as root; otherwise skipped loudly -- but under CI=true a
 missing browser FAILS the test.
@@ -130,7 +131,8 @@ def test_operator_logs_in_sees_the_dags_and_triggers_a_dry_run(browser, e2e_clus
     driver.get(cluster.url + "/dags")
     wait_until(driver, lambda d: all(dag in body_text(d) for dag in VENDOR_DAGS), "the four vendor DAGs")
     page = body_text(driver)
-    assert "6 Dags" in page and "rostering_operations" in page
+    dag_files = len(list((REPO / "dags").glob("*.py")))  # one DAG per file (the operations and deadline DAGs too)
+    assert f"{dag_files} Dags" in page and "rostering_operations" in page
     assert "Import Error" not in page  # the UI shows a "Dag Import Errors" button when any file fails to parse
     assert cluster.request("GET", "/api/v2/importErrors")["total_entries"] == 0
     shot(driver, "dags", full_page=True, min_height=1300)
@@ -189,9 +191,48 @@ def test_operator_logs_in_sees_the_dags_and_triggers_a_dry_run(browser, e2e_clus
     assert summary["delivered"] is False and summary["not_delivered_because"].startswith("dry run")
     report = Path(summary["report"])
     assert report.exists()
-    driver.get(report.as_uri())  # what a person sees when they open it
-    wait_until(driver, lambda d: "run report" in body_text(d), "the HTML run report")
+
+    # the report from the UI: the run's "Run report" tab (plugins/rostering_reports_plugin.py) shows it in a frame
+    driver.get(f"{cluster.url}/dags/stmath_oneroster/runs/{quote(run_id, safe='')}")
+    wait_until(driver, lambda d: [e for e in d.find_elements(By.XPATH, "//*[normalize-space(text())='Run report']")
+                                  if e.is_displayed()], "the Run report tab")[0].click()
+    wait_until(driver, lambda d: "/plugin/run-report" in d.current_url, "the Run report tab's page")
+    frame = wait_until(driver, lambda d: d.find_element(By.CSS_SELECTOR, "iframe[title='Run report']"), "its frame")
+    driver.switch_to.frame(frame)
+    try:
+        wait_until(driver, lambda d: "run report" in body_text(d), "the run report in the UI")
+        page = body_text(driver)
+    finally:
+        driver.switch_to.default_content()
+    assert "Not delivered" in page and "Validation passed" in page and "users.csv" in page
+    shot(driver, "run-report-tab", full_page=True)
+
+    # its own address (the alert mail's link), for the signed-in browser only
+    address = f"/rostering/reports/stmath_oneroster/{quote(run_id, safe='')}"
+    driver.get(cluster.url + address)
+    wait_until(driver, lambda d: "run report" in body_text(d), "the HTML run report at its address")
     page = body_text(driver)
     assert "Not delivered" in page and "Validation passed" in page and "users.csv" in page
     shot(driver, "run-report", full_page=True)
+    _no_session_no_report(cluster.url + address)
     print(f"[ui] browser test took {time.monotonic() - started:.0f}s")
+
+
+def _no_session_no_report(url: str) -> None:
+    """Without the UI's session: 401 for a program, the login page (and back) for a browser; never the page."""
+    import urllib.error
+    import urllib.request
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):
+            return None
+
+    opener = urllib.request.build_opener(NoRedirect)
+    for accept, status in (("application/json", 401), ("text/html", 303)):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            opener.open(urllib.request.Request(url, headers={"Accept": accept}), timeout=30)
+        assert refused.value.code == status, (accept, refused.value.code)
+        assert refused.value.headers["Cache-Control"] == "no-store"
+        assert b"run report" not in refused.value.read()
+        if status == 303:
+            assert "/auth/login/?next=" in refused.value.headers["Location"]

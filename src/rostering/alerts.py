@@ -106,8 +106,16 @@ def _counts_html(reports: Path) -> str:
 
 
 def _report_line(reports: Path) -> str:
+    """Where the run's report is: its page in the Airflow UI when ``[api] base_url`` is set (rostering.report_web,
+    sign-in required), and always its path on the shared volume."""
     report = reports / "report.html"
     if report.exists():
+        from rostering.report_web import configured_base_url, report_url_for
+
+        url = report_url_for(reports, configured_base_url())
+        if url:
+            return (f"<p>The run's report: <a href=\"{_e(url)}\">{_e(url)}</a> (in Airflow, sign in first); on the "
+                    f"shared volume: <code>{_e(report)}</code></p>")
         return f"<p>The run's report (open it in a browser): <code>{_e(report)}</code></p>"
     return f"<p>The run's reports: <code>{_e(reports)}</code></p>"
 
@@ -129,7 +137,9 @@ def failure_mail(*, title: str, dag_id: str, run_id: str, task_id: str, error: B
                 "change the vendor must agree to first).</p>"
                 "<p><b>What to do:</b> look at the run's report (below) and its <code>reports/guard.json</code>. "
                 f"If the change is expected, trigger <code>{_e(dag_id)}</code> again with "
-                "<code>approve_changes_reason</code> (the reason is recorded with the delivery). If it is not, "
+                "<code>approve_changes_reason</code> and <code>approve_held_run_id</code> = "
+                f"<code>{_e(run_id)}</code> (the reason is recorded with the delivery; it is sent only if the data "
+                "is still what this run held). If it is not, "
                 "fix the SIS and discard this run: DAG <code>rostering_operations</code>, action "
                 f"<code>discard_held</code>, vendor, run_id <code>{_e(run_id)}</code>, reason. Runbook: "
                 "docs/operations.md.</p>")
@@ -142,8 +152,9 @@ def failure_mail(*, title: str, dag_id: str, run_id: str, task_id: str, error: B
         subject = f"[rostering] {title}: run FAILED at {task_id} (run {run_id})"
         head = (f"<p><b>Task <code>{_e(task_id)}</code> of <code>{_e(dag_id)}</code> failed</b>"
                 + (f" (attempt {try_number})" if try_number else "")
-                + ". Nothing partial was delivered. Open the run in Airflow; the task log says why (it never "
-                "contains student data).</p>")
+                + ". Nothing partial was delivered: a file set goes whole or not at all, and a receiver that "
+                "takes file by file (CERS) keeps only the files it accepted, which are recorded. Open the run in "
+                "Airflow; the task log says why (it never contains student data).</p>")
     body = [head]
     if text:
         body.append(f"<pre>{_e(text)}</pre>")

@@ -14,33 +14,31 @@ Counts per school come from ``guard.json`` (before / after, when there is a base
 ``users.csv`` (students per school). School names come from the built ``orgs.csv``. Never a person's name, id,
 e-mail or any other value from a student or staff record: only counts, file names, rule names, line numbers,
 checksums and school identifiers.
+
+The page is a Jinja2 template (``rostering/templates/report.html.j2``, autoescaped); this module prepares what it
+shows. Times are shown in the district's timezone (``timezone`` in ``config/sis.yaml``) with its abbreviation.
+Served to signed-in Airflow users by ``rostering.report_web`` (the ``rostering_reports`` plugin).
 """
 from __future__ import annotations
 
 import datetime as dt
-import html
 import json
 import logging
+import re
+from functools import cache
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 log = logging.getLogger(__name__)
 
 REPORT_NAME = "report.html"
+TEMPLATE = "report.html.j2"
 
-_CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem;color:#1d2733;max-width:72rem}
-h1{font-size:1.5rem;margin-bottom:.2rem}h2{font-size:1.15rem;margin-top:2rem;border-bottom:1px solid #d5dbe3}
-.sub{color:#5b6b7c;margin-top:0}.badge{display:inline-block;padding:.35rem .8rem;border-radius:.4rem;
-font-weight:700;color:#fff;font-size:1.05rem}.ok{background:#2e7d32}.held{background:#e65100}.failed{background:#c62828}
-.skipped{background:#546e7a}table{border-collapse:collapse;margin:.5rem 0;font-size:.92rem}
-th,td{border:1px solid #d5dbe3;padding:.3rem .6rem;text-align:left;vertical-align:top}th{background:#f1f4f8}
-td.n{text-align:right;font-variant-numeric:tabular-nums}tr.over td{background:#fff3e0}tr.bad td{background:#ffebee}
-.bar{display:inline-block;height:.7rem;background:#1565c0;vertical-align:middle;border-radius:2px}
-.bar.before{background:#90a4ae}.delta-neg{color:#c62828;font-weight:600}.delta-pos{color:#2e7d32}
-code{background:#f1f4f8;padding:0 .25rem;border-radius:3px}.note{color:#5b6b7c;font-size:.88rem}
-ul.reasons li{color:#bf360c;font-weight:600}
-"""
+# an ISO 8601 time with its offset, as the delivery records write them ("2026-11-02T09:12:45.123456+00:00"); not one
+# inside a run id ("scheduled__2026-11-02T09:00:00+00:00", "run 2026-…"): those are names, copied as they are
+_ISO_TIME = re.compile(r"(?<![\w:.+-])(?<!run )(\d{4}-\d{2}-\d{2})[T ](\d{2}):(\d{2})(?::\d{2}(?:\.\d{1,6})?)?"
+                       r"(Z|[+-]\d{2}:\d{2})(?![\w:])")
 
 
 def _read(reports: Path, name: str) -> dict[str, Any] | None:
@@ -51,12 +49,56 @@ def _read(reports: Path, name: str) -> dict[str, Any] | None:
         return None
 
 
-def _e(value: Any) -> str:
-    return html.escape(str(value), quote=True)
-
-
 def _n(value: Any) -> str:
-    return f"{value:,}" if isinstance(value, (int, float)) else _e(value)
+    return f"{value:,}" if isinstance(value, (int, float)) else str(value)
+
+
+def district_timezone() -> ZoneInfo:
+    """The district's timezone (``timezone`` in config/sis.yaml); UTC if it cannot be read (a report never fails)."""
+    try:
+        from rostering.sis.config import load_sis_config
+
+        return ZoneInfo(load_sis_config().timezone)
+    except Exception as error:  # noqa: BLE001
+        log.warning("report times in UTC: the district timezone could not be read (%s)", type(error).__name__)
+        return ZoneInfo("UTC")
+
+
+def _zone(timezone: str | dt.tzinfo | None) -> dt.tzinfo:
+    if timezone is None:
+        return district_timezone()
+    return ZoneInfo(timezone) if isinstance(timezone, str) else timezone
+
+
+def local_time(moment: dt.datetime, zone: dt.tzinfo) -> str:
+    """``2026-11-03 03:05 PST``: minutes, in ``zone``, with its abbreviation (a naive time is taken as UTC)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.timezone.utc)
+    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def localize_times(text: Any, zone: dt.tzinfo) -> Any:
+    """Every offset-qualified ISO time in ``text`` (a delivery's time in a guard baseline or reason) in ``zone``."""
+    if not isinstance(text, str):
+        return text
+
+    def local(match: re.Match) -> str:
+        try:
+            return local_time(dt.datetime.fromisoformat(match.group(0).replace("Z", "+00:00")), zone)
+        except ValueError:
+            return match.group(0)
+
+    return _ISO_TIME.sub(local, text)
+
+
+@cache
+def _environment():
+    from jinja2 import Environment, PackageLoader, StrictUndefined
+
+    env = Environment(loader=PackageLoader("rostering", "templates"), autoescape=True, trim_blocks=True,
+                      lstrip_blocks=True, undefined=StrictUndefined)
+    env.filters["n"] = _n
+    return env
 
 
 def outcome_of(reports: Path, summary: dict[str, Any] | None = None) -> tuple[str, str, str]:
@@ -65,10 +107,13 @@ def outcome_of(reports: Path, summary: dict[str, Any] | None = None) -> tuple[st
     validation = _read(reports, "validation.json")
     guard = _read(reports, "guard.json")
     held = _read(reports, "held.json")
-    if held or (guard and guard.get("held") and not guard.get("approved_by_reason")
+    if held or (guard and guard.get("held") and not guard.get("approved_by_reason") and not guard.get("preview")
                 and not (summary and summary.get("delivered"))):
         reason = (held or {}).get("reason") or "; ".join((guard or {}).get("reasons", []))
         return "held", "Delivery HELD — nothing was sent", reason
+    if guard and guard.get("preview") and guard.get("held") and not guard.get("approved_by_reason"):
+        # a dry run (or another date's roster): the guard ran as a real night would, nothing was going to be sent
+        return "held", "Not delivered — a real run WOULD BE HELD", "; ".join(guard.get("reasons", []))
     if validation is not None and not validation.get("ok", True):
         return "failed", "Validation FAILED — nothing was sent", f"{validation.get('finding_count', 0)} finding(s)"
     if summary is None:
@@ -117,162 +162,92 @@ def students_per_school(build_dir: Path | None) -> dict[str, int]:
     return {item["values"]: int(item["counts"]) for item in counts if item["values"]}
 
 
-def _table(headers: list[str], rows: list[list[str]], row_classes: list[str] | None = None) -> str:
-    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
-    body = []
-    for i, row in enumerate(rows):
-        cls = f' class="{row_classes[i]}"' if row_classes and row_classes[i] else ""
-        body.append(f"<tr{cls}>" + "".join(row) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-
-
-def _td(value: Any, numeric: bool = False) -> str:
-    return f'<td class="n">{_n(value)}</td>' if numeric else f"<td>{_e(value)}</td>"
-
-
-def render(*, title: str, dag_id: str, run_id: str, reports: Path, build_dir: Path | None = None,
-           summary: dict[str, Any] | None = None, generated_at: dt.datetime | None = None) -> str:
-    """The report as one HTML string (inline CSS, no scripts, no external resources)."""
+def context(*, title: str, dag_id: str, run_id: str, reports: Path, build_dir: Path | None = None,
+            summary: dict[str, Any] | None = None, generated_at: dt.datetime | None = None,
+            timezone: str | dt.tzinfo | None = None) -> dict[str, Any]:
+    """What the page shows, from the run's value-free reports (the template only lays it out)."""
+    zone = _zone(timezone)
     summary = summary if summary is not None else _read(reports, "summary.json")
     built = _read(reports, "build.json") or {}
     guard = _read(reports, "guard.json")
     validation = _read(reports, "validation.json")
     cls, headline, detail = outcome_of(reports, summary)
-    generated = (generated_at or dt.datetime.now(dt.timezone.utc)).strftime("%Y-%m-%d %H:%M UTC")
     files = (summary or {}).get("files") or built.get("files") or {}
-    parts = [
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
-        f"<title>{_e(title)} — run report</title><style>{_CSS}</style></head><body>",
-        f"<h1>{_e(title)} — run report</h1>",
-        f"<p class='sub'>DAG <code>{_e(dag_id)}</code> · run <code>{_e(run_id)}</code>"
-        + (f" · as of {_e(summary['as_of_date'])} (school year {_e(summary.get('school_year'))})" if summary else "")
-        + f" · generated {generated}</p>",
-        f"<p><span class='badge {cls}' id='outcome'>{_e(headline)}</span> <span>{_e(detail)}</span></p>",
-    ]
-    if cls == "held":
-        parts.append(
-            "<p><b>What to do:</b> compare the changes below with what you expect (a term rollover, a school "
-            "closing). To send it anyway, trigger this DAG again with <code>approve_changes_reason</code> (the "
-            "reason is recorded); to drop it, run the <code>rostering_operations</code> DAG with action "
-            "<code>discard_held</code> and this run id. The vendor keeps the previous delivery meanwhile.</p>")
+    peak_rows = max(files.values(), default=0) or 1
 
-    # -- files --------------------------------------------------------------------------------------------------
-    parts.append("<h2>Files</h2>")
-    if files:
-        peak = max(files.values()) or 1
-        rows = [[_td(name), _td(rows_, True),
-                 f"<td><span class='bar' style='width:{max(1, round(240 * rows_ / peak))}px'></span></td>"]
-                for name, rows_ in files.items()]
-        parts.append(_table(["file", "rows", ""], rows))
-    else:
-        parts.append("<p class='note'>No files were built.</p>")
-    payload = (summary or {}).get("payload") or []
-    if payload:
-        parts.append(_table(["payload file", "bytes", "sha256"],
-                            [[_td(p["name"]), _td(p["bytes"], True), f"<td><code>{_e(p['sha256'])}</code></td>"]
-                             for p in payload]))
-    if summary:
-        where = summary.get("destination") if summary.get("delivered") else summary.get("not_delivered_because")
-        parts.append(f"<p>{'Delivered to' if summary.get('delivered') else 'Not delivered:'} {_e(where)}</p>")
-        if summary.get("payload_folder"):
-            parts.append(f"<p class='note'>Built files kept in <code>{_e(summary['payload_folder'])}</code></p>")
-
-    # -- schools ------------------------------------------------------------------------------------------------
     names = _school_names(build_dir)
     per_school = (guard or {}).get("schools") or {}
-    parts.append("<h2>Students per school</h2>")
+    schools_compared, schools_counted = [], []
     if per_school:
         peak = max(max(c["before"], c["after"]) for c in per_school.values()) or 1
-        rows, classes = [], []
         for school, counts in sorted(per_school.items()):
             delta = counts["after"] - counts["before"]
-            delta_cls = "delta-neg" if delta < 0 else "delta-pos" if delta > 0 else ""
-            rows.append([
-                _td(school), _td(names.get(school, "")), _td(counts["before"], True), _td(counts["after"], True),
-                f"<td class='n {delta_cls}'>{delta:+,}</td>",
-                f"<td><span class='bar before' style='width:{round(200 * counts['before'] / peak)}px'></span><br>"
-                f"<span class='bar' style='width:{round(200 * counts['after'] / peak)}px'></span></td>"])
-            classes.append("bad" if counts["before"] and not counts["after"] else "")
-        parts.append(_table(["school", "name", "last delivery", "this run", "change", ""], rows, classes))
-        parts.append("<p class='note'><span class='bar before' style='width:24px'></span> last delivery &nbsp; "
-                     "<span class='bar' style='width:24px'></span> this run; a school that lost all its students "
-                     "is red.</p>")
+            schools_compared.append({
+                "school": school, "name": names.get(school, ""), "before": counts["before"], "after": counts["after"],
+                "delta": f"{delta:+,}", "delta_cls": "delta-neg" if delta < 0 else "delta-pos" if delta > 0 else "",
+                "before_width": round(200 * counts["before"] / peak),
+                "after_width": round(200 * counts["after"] / peak),
+                "emptied": bool(counts["before"] and not counts["after"])})
     else:
         counts = students_per_school(build_dir)
-        if counts:
-            peak = max(counts.values()) or 1
-            parts.append(_table(["school", "name", "students", ""], [
-                [_td(s), _td(names.get(s, "")), _td(n, True),
-                 f"<td><span class='bar' style='width:{round(240 * n / peak)}px'></span></td>"]
-                for s, n in sorted(counts.items())]))
-        else:
-            parts.append("<p class='note'>Not available for this format (see the files above).</p>")
+        peak = max(counts.values(), default=0) or 1
+        schools_counted = [{"school": s, "name": names.get(s, ""), "students": n, "width": round(240 * n / peak)}
+                           for s, n in sorted(counts.items())]
 
-    # -- changes against the last delivery ----------------------------------------------------------------------
-    parts.append("<h2>Changes against the last delivery</h2>")
-    if guard is None:
-        parts.append("<p class='note'>No change check for this run (dry run, or a format without one).</p>")
-    elif not guard.get("entities"):
-        parts.append(f"<p class='note'>{_e(guard.get('note') or 'Nothing to compare with.')}</p>")
-    else:
-        parts.append(f"<p>Compared with the {_e(guard.get('baseline'))}.</p>")
-        if guard.get("reasons"):
-            parts.append("<ul class='reasons'>" + "".join(f"<li>{_e(r)}</li>" for r in guard["reasons"]) + "</ul>")
-        if guard.get("approved_by_reason"):
-            parts.append(f"<p>Approved with the reason: {_e(guard['approved_by_reason'])}</p>")
-        rows, classes = [], []
-        for ent in guard["entities"]:
-            rows.append([_td(ent["entity"]), _td(ent["before"], True), _td(ent["after"], True),
-                         _td(ent["added"], True), _td(ent["deleted"], True), _td(ent["updated"], True),
-                         _td(f"{ent['deleted_pct']:.1f} %", True), _td(f"{ent['updated_pct']:.1f} %", True)])
-            classes.append("over" if any(ent["entity"] in r for r in guard.get("reasons", [])) else "")
-        parts.append(_table(["entity", "before", "after", "added", "deleted", "updated", "deleted %", "updated %"],
-                            rows, classes))
-    changes = ((summary or {}).get("details") or {}).get("changes")
-    if changes:  # subgroup feeds: counts of what changed (the audit trail has the rows)
-        parts.append(_table(["students added", "students removed", "values changed"], [[
-            _td(changes.get("students_added", 0), True), _td(changes.get("students_removed", 0), True),
-            _td(changes.get("values_changed", 0), True)]]))
+    guard_view = None
+    if guard is not None:
+        reasons = guard.get("reasons") or []
+        guard_view = {
+            "note": localize_times(guard.get("note"), zone), "baseline": localize_times(guard.get("baseline"), zone),
+            "reasons": [localize_times(r, zone) for r in reasons],
+            "approved_by_reason": guard.get("approved_by_reason"),
+            "entities": [{**ent, "deleted_pct": f"{ent['deleted_pct']:.1f} %",
+                          "updated_pct": f"{ent['updated_pct']:.1f} %",
+                          "over": any(ent["entity"] in r for r in reasons)}  # the entity a reason names
+                         for ent in guard.get("entities") or []]}
 
-    # -- validation ---------------------------------------------------------------------------------------------
-    parts.append("<h2>Validation</h2>")
-    if validation is None:
-        parts.append("<p class='note'>Validation did not run.</p>")
-    else:
-        state = "passed" if validation.get("ok") else "FAILED"
-        parts.append(f"<p id='validation'>Validation <b>{state}</b>: {len(validation.get('files', {}))} file(s) "
-                     f"checked, {validation.get('finding_count', 0)} finding(s).</p>")
-        findings = validation.get("findings") or []
-        if findings:
-            rows = []
-            for f in findings:
-                lines = ", ".join(str(r) for r in f.get("rows", []))
-                more = f.get("count", 0) - len(f.get("rows", []))
-                rows.append([_td(f["file"]), _td(f["rule"]), _td(f.get("column") or ""), _td(f.get("count", 0), True),
-                             _td(lines + (f" (+{more:,} more)" if more > 0 else "")), _td(f.get("message", ""))])
-            parts.append(_table(["file", "rule", "column", "rows", "lines", "message"], rows,
-                                ["bad"] * len(rows)))
+    findings = []
+    for f in (validation or {}).get("findings") or []:
+        more = f.get("count", 0) - len(f.get("rows", []))
+        lines = ", ".join(str(r) for r in f.get("rows", [])) + (f" (+{more:,} more)" if more > 0 else "")
+        findings.append({"file": f["file"], "rule": f["rule"], "column": f.get("column") or "",
+                         "count": f.get("count", 0), "lines": lines, "message": f.get("message", "")})
 
-    # -- what was left out --------------------------------------------------------------------------------------
     dropped = (summary or {}).get("dropped_by_reason") or built.get("dropped") or {}
     rejected = (summary or {}).get("sis_records_rejected") or {}
     withheld = (summary or {}).get("withheld_records", built.get("withheld", 0))
-    if dropped or rejected or withheld:
-        parts.append("<h2>Left out, by reason</h2>")
-        rows = [[_td(reason), _td(count, True)] for reason, count in sorted(dropped.items())]
-        rows += [[_td(f"SIS record rejected: {rule}"), _td(count, True)] for rule, count in sorted(rejected.items())]
-        if withheld:
-            rows.append([_td("withheld (conflicting ids or usernames; reports/withheld.csv)"), _td(withheld, True)])
-        parts.append(_table(["reason", "records"], rows))
-    imports = (summary or {}).get("imports") or []
-    if imports:
-        parts.append("<h2>Receiver's import results</h2>")
-        parts.append(_table(["file", "import", "status", "message"], [
-            [_td(i.get("file")), _td(i.get("import_id")), _td(i.get("status")), _td(i.get("message") or "")]
-            for i in imports]))
-    parts.append(f"<p class='note'>Reports folder: <code>{_e(reports)}</code>. Counts only: this page never "
-                 "shows a student's or staff member's name, id or e-mail.</p></body></html>")
-    return "\n".join(parts)
+    left_out = [(reason, count) for reason, count in sorted(dropped.items())]
+    left_out += [(f"SIS record rejected: {rule}", count) for rule, count in sorted(rejected.items())]
+    if withheld:
+        left_out.append(("withheld (conflicting ids or usernames; reports/withheld.csv)", withheld))
+
+    where = None
+    if summary:
+        where = summary.get("destination") if summary.get("delivered") else summary.get("not_delivered_because")
+    return {
+        "title": title, "dag_id": dag_id, "run_id": run_id, "reports": str(reports), "summary": summary,
+        "generated": local_time(generated_at or dt.datetime.now(dt.timezone.utc), zone),
+        "outcome": {"cls": cls, "headline": headline, "detail": localize_times(detail, zone)},
+        "files": [{"name": name, "rows": rows, "width": max(1, round(240 * rows / peak_rows))}
+                  for name, rows in files.items()],
+        "payload": (summary or {}).get("payload") or [],
+        "where": localize_times(where, zone),
+        "schools_compared": schools_compared, "schools_counted": schools_counted,
+        "guard": guard_view, "changes": ((summary or {}).get("details") or {}).get("changes"),
+        "validation": validation, "findings": findings,
+        "left_out": left_out if (dropped or rejected or withheld) else [],
+        "imports": (summary or {}).get("imports") or [],
+    }
+
+
+def render(*, title: str, dag_id: str, run_id: str, reports: Path, build_dir: Path | None = None,
+           summary: dict[str, Any] | None = None, generated_at: dt.datetime | None = None,
+           timezone: str | dt.tzinfo | None = None) -> str:
+    """The report as one HTML string (inline CSS, no scripts, no external resources); times in ``timezone``
+    (default: the district's, from config/sis.yaml)."""
+    page = context(title=title, dag_id=dag_id, run_id=run_id, reports=reports, build_dir=build_dir,
+                   summary=summary, generated_at=generated_at, timezone=timezone)
+    return _environment().get_template(TEMPLATE).render(page)
 
 
 def write_report(*, title: str, dag_id: str, run_id: str, reports: Path, build_dir: Path | None = None,

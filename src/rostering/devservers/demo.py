@@ -76,9 +76,12 @@ def airflow_env(sis_path: Path, sftp: LocalSFTPServer, passwords: dict[str, str]
     env.setdefault("ROSTERING_WORK_DIR", str(root / "var" / "work"))
     env.update(
         AIRFLOW__CORE__DAGS_FOLDER=str(root / "dags"),
+        AIRFLOW__CORE__PLUGINS_FOLDER=str(root / "plugins"),  # the run reports in the UI (rostering_reports)
         AIRFLOW__CORE__LOAD_EXAMPLES="False",
-        AIRFLOW_CONN_SIS_DB=json.dumps({"conn_type": "sqlite", "host": str(sis_path)}),
     )
+    # a district trying the demo on its own SIS model database sets AIRFLOW_CONN_SIS_DB itself: kept, never
+    # overwritten (the vendors are still the local stand-ins: nothing leaves the machine)
+    env.setdefault("AIRFLOW_CONN_SIS_DB", json.dumps({"conn_type": "sqlite", "host": str(sis_path)}))
     env.update(sis_api or {"ROSTERING_SIS_SOURCE": "sql_model"})
     if mail is not None:
         env.update({f"AIRFLOW_CONN_{conn_id.upper()}": mail.connection_json() for conn_id in smtp_conn_ids()})
@@ -103,7 +106,8 @@ def airflow_env(sis_path: Path, sftp: LocalSFTPServer, passwords: dict[str, str]
                     "login": credentials["username"],
                     "password": credentials["password"],
                     "extra": {"token_url": cers_server.token_path, "client_id": credentials["client_id"],
-                              "client_secret": credentials["client_secret"]},
+                              "client_secret": credentials["client_secret"],
+                              "verify": str(cers_server.ca_path)},  # the stand-in's CA, made for this run
                 }
             )
         staff_password = profile.options.get("staff_password") or {}
@@ -239,6 +243,9 @@ def in_run_order(profiles: list) -> list:
 
 def run(args: argparse.Namespace) -> int:
     sis = chosen_sis(args.sis)
+    if sis == "sql_model" and os.environ.get("AIRFLOW_CONN_SIS_DB"):
+        print("sis_db: your own AIRFLOW_CONN_SIS_DB (the SIS model database it names), not the generated district; "
+              "every vendor still delivers to the local stand-ins only")
     sis_path = ensure_district(args.students, args.regenerate)
     standin, sis_api = start_sis_standin(sis, args.students) if sis != "sql_model" else (None, None)
     server, passwords = start_sftp()

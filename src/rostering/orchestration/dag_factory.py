@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from typing import Any
 
 from airflow.sdk import Param, dag, get_current_context, task, teardown
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from rostering.vendors.profile import VendorProfile, delivered_asset_name, load_profile
+
+log = logging.getLogger(__name__)
 
 DEFAULT_ARGS = {
     "owner": "data-engineering",
@@ -47,9 +50,20 @@ def run_params(profile: VendorProfile) -> dict[str, Param]:
                        description="Deliver even when the vendor's once-a-day or unchanged-payload rule would skip."),
         "approve_changes_reason": Param(
             "", type=["null", "string"], title="Approve held changes (reason)",
-            description="A delivery held by the change guard (too many deletions or updates, a school emptied) is "
-            "sent when this run is triggered with a reason. The reason is kept in the delivery record. Read the held "
-            "run's reports/guard.json first.",
+            description="Release a delivery the change guard held (too many deletions, additions or updates, a "
+            "school emptied): give the reason AND the held run's id below. It is sent only if this run builds the "
+            "same files against the same last delivery as the held run; if the data changed since, it is held "
+            "again. The reason is kept in the delivery record and the decisions log. Read the held run's report "
+            "first.",
+        ),
+        "approve_held_run_id": Param(
+            "", type=["null", "string"], title="Held run id (for the approval)",
+            description="The run_id of the held run this approval releases (in the HELD e-mail's subject).",
+        ),
+        "deliver_other_date_reason": Param(
+            "", type=["null", "string"], title="Deliver a roster of another date (reason)",
+            description="A run whose as_of_date is not its own date builds and validates only: the receiver would "
+            "replace today's roster with it. Give a reason here to send it anyway (kept in the delivery record).",
         ),
         **{name: Param(**_optional(spec)) for name, spec in profile.params.items()},
     }
@@ -101,16 +115,24 @@ def _context(profile: VendorProfile) -> tuple[Any, Any]:
 
     ctx = get_current_context()
     dag_run = ctx["dag_run"]
-    params = dict(ctx["params"])
-    if not str(params.get("as_of_date") or "").strip():
-        # a run started by an Asset event works on the date the event names: the night's snapshot (or, for
-        # Derivita, the ST Math delivery it follows), even when it starts after midnight
-        params["as_of_date"] = as_of_from_events(ctx.get("triggering_asset_events")) or ""
+    # a run started by an Asset event is for the date the event names: the night's snapshot (or, for Derivita, the
+    # ST Math delivery it follows), even when it starts after midnight
+    event_date = as_of_from_events(ctx.get("triggering_asset_events"))
     try:
-        run = RunOptions.from_params(params, run_after=dag_run.run_after, timezone=profile.timezone)
+        run = RunOptions.from_params(dict(ctx["params"]), run_after=dag_run.run_after, timezone=profile.timezone,
+                                     own_date=dt.date.fromisoformat(event_date) if event_date else None)
     except ValueError as error:
         raise AirflowFailException(str(error)) from None
     return run, RunPaths.for_run(dag_run.dag_id, dag_run.run_id)
+
+
+def _note_night(profile: VendorProfile, run: Any, outcome: str) -> None:
+    """For the morning alarm (rostering.deadline): the vendor holds tonight's roster. A roster of another date sent
+    with a reason is not tonight's."""
+    from rostering.deadline import note_outcome
+
+    if run.own_date is None or run.as_of == run.own_date:
+        note_outcome(profile.name, night=run.as_of, outcome=outcome)
 
 
 def as_of_from_events(events: Any) -> str | None:
@@ -149,12 +171,41 @@ def build_vendor_dag(vendor: str, *, doc_md: str | None = None):
     return _make_dag(profile, doc_md)
 
 
+CONFIRM_TASK = "confirm_delivery"
+
+
+def _confirm_timing(profile: VendorProfile) -> tuple[float, float] | None:
+    """For a transport whose receiver confirms later (rostering.delivery.CONFIRMED_LATER: CERS), the
+    ``confirm_delivery`` sensor's (poke interval, time-out) in seconds; None for the others (their DAG has no such
+    task)."""
+    from rostering.delivery import CONFIRMED_LATER
+
+    if profile.delivery.kind not in CONFIRMED_LATER:
+        return None
+    # from the profile and the typed schema's defaults: importing the transport (requests, authlib) at DAG parse
+    # time would cost every parse of this file
+    from rostering.vendors.schema import CERS_API_OPTIONS
+
+    options = profile.delivery.options
+    return tuple(float(options.get(name, CERS_API_OPTIONS[name][1])) for name in ("poll_interval_s", "poll_timeout_s"))
+
+
 def _make_dag(profile: VendorProfile, doc_md: str | None):
     from airflow.sdk import Asset
 
     schedule = vendor_schedule(profile)
     delivered_asset = Asset(name=delivered_asset_name(profile.name))
     callbacks = notifications(profile)
+    confirm_timing = _confirm_timing(profile)
+    # the task whose success means the receiver holds the files: it carries the delivered Asset, and its return
+    # value is the delivery (summary, cleanup)
+    result_task = CONFIRM_TASK if confirm_timing else "deliver"
+
+    def announce(run: Any, **extra: Any) -> None:
+        """The delivered Asset's event: what a DAG waiting on this delivery (after:) builds from -- the same
+        night's snapshot. Set by the task that has the outlet."""
+        get_current_context()["outlet_events"][delivered_asset].extra = {
+            "as_of_date": run.as_of.isoformat(), "school_year": run.school_year, **extra}
 
     @dag(
         dag_id=profile.dag_id,
@@ -195,7 +246,9 @@ def _make_dag(profile: VendorProfile, doc_md: str | None):
             try:
                 return pipeline.build(profile, paths, run)
             except ValueError as error:  # configuration or params (an unknown profile, school, id source): final
-                raise AirflowFailException(f"build refused: {error}") from None
+                from rostering.errors import safe_text
+
+                raise AirflowFailException(f"build refused: {safe_text(error)}") from None
 
         @task(retries=0)
         def validate(built: dict) -> dict:
@@ -218,32 +271,49 @@ def _make_dag(profile: VendorProfile, doc_md: str | None):
             _, paths = _context(profile)
             return pipeline.package(profile, paths)
 
-        @task(outlets=[delivered_asset])
+        @task(outlets=[] if confirm_timing else [delivered_asset])
         def deliver(packaged: dict) -> dict:
-            """Deliver the payload (SFTP: temporary name, verify, rename). Skipped for dry runs and school subsets."""
+            """Deliver the payload (SFTP: temporary name, verify, rename; CERS: upload each file, then
+            ``confirm_delivery`` waits for the imports). Skipped for dry runs and school subsets."""
             from rostering import pipeline
 
             run, paths = _context(profile)
-            reason = run.delivery_blocked_reason(
-                replaces_everything=profile.replaces_everything
-            ) or pipeline.delivery_skip_reason(profile, packaged, run)
-            if reason:
-                paths.write_report("delivery.json", {"delivered": False, "reason": reason})
-                raise AirflowSkipException(reason)
+            blocked = run.delivery_blocked_reason(replaces_everything=profile.replaces_everything)
+            if blocked:  # this run's files are not what the receiver should hold: nothing downstream either
+                outcome: dict[str, Any] = {"delivered": False, "reason": blocked}
+                if not (run.schools and profile.replaces_everything):  # a subset would "delete" the other schools
+                    guard = pipeline.change_guard(profile, paths, run, preview=True)  # what a real run would meet
+                    if guard and guard.get("held") and not guard.get("approved_by_reason"):
+                        outcome["would_be_held"] = guard["reasons"]
+                        blocked += "; a real run would be HELD: " + "; ".join(guard["reasons"])
+                paths.write_report("delivery.json", {**outcome, "reason": blocked})
+                raise AirflowSkipException(blocked)
+            skipped = pipeline.delivery_skip_reason(profile, packaged, run)
+            if skipped:
+                # The receiver already holds tonight's roster (unchanged, or sent earlier today): a DAG waiting on
+                # this delivery (Derivita after ST Math) must still run, so the task succeeds and emits the event --
+                # a skipped task emits none.
+                paths.write_report("delivery.json", {"delivered": False, "reason": skipped})
+                _note_night(profile, run, "unchanged")
+                if not confirm_timing:  # else confirm_delivery, which has the outlet, says so
+                    announce(run, delivered=False, reason=skipped)
+                log.info("not sent: %s", skipped)
+                return None
             from rostering.delivery.guard import DeliveryHeld
 
             try:
                 delivered = pipeline.deliver(profile, packaged, run_id=get_current_context()["run_id"], run=run)
-                # what a DAG waiting on this delivery (after:) builds from: the same night's snapshot
-                get_current_context()["outlet_events"][delivered_asset].extra = {
-                    "as_of_date": run.as_of.isoformat(), "school_year": run.school_year}
+                if not confirm_timing:  # else delivered once confirm_delivery says the receiver has it
+                    _note_night(profile, run, "delivered")
+                    announce(run)
                 return delivered
             except DeliveryHeld as held:
                 paths.write_report("held.json", {"held": True, "reason": "; ".join(held.diff.reasons)})
                 report = write_html_report(profile, paths, get_current_context()["run_id"])
                 raise AirflowFailException(
                     f"{held}\nBuilt files kept in {paths.root} for review. Release: trigger this DAG with "
-                    f"approve_changes_reason; discard: the rostering_operations DAG.\nRun report: {report}"
+                    f"approve_changes_reason and approve_held_run_id={get_current_context()['run_id']} (it is sent "
+                    f"only if the data is still the same); discard: the rostering_operations DAG.\nRun report: {report}"
                 ) from None
             except Exception as error:
                 if type(error).__name__.endswith("DeliveryHeld"):  # a format's own hold (Derivita's column change)
@@ -252,7 +322,39 @@ def _make_dag(profile: VendorProfile, doc_md: str | None):
                     raise AirflowFailException(f"delivery HELD: {error}\nRun report: {report}") from None
                 if pipeline.delivery_module(profile).is_transient(error):
                     raise  # retried with backoff
-                raise AirflowFailException(f"delivery failed permanently: {type(error).__name__}: {error}") from None
+                from rostering.errors import safe_text
+
+                # a library's message may quote what it was handed (a receiver's answer, a path): class only
+                raise AirflowFailException(f"delivery failed permanently: {safe_text(error)}") from None
+
+        def confirm_delivery(packaged: dict, delivered: dict | None):
+            """Wait for the receiver to process what ``deliver`` uploaded (CERS: every import PROCESSED), in
+            reschedule mode: each poke asks once and frees the worker slot until the next. Each processed file is
+            recorded as accepted at once; the delivered Asset is emitted when all are. A failed import fails here."""
+            from airflow.sdk import PokeReturnValue
+
+            from rostering import pipeline
+
+            run, paths = _context(profile)
+            if not delivered:  # nothing sent: the receiver already holds these files (deliver says why)
+                reason = json.loads((paths.reports / "delivery.json").read_text())["reason"]
+                announce(run, delivered=False, reason=reason)
+                return PokeReturnValue(is_done=True)
+            try:
+                confirmed = pipeline.confirm_delivery(profile, packaged, run_id=get_current_context()["run_id"],
+                                                      run=run, paths=paths)
+            except Exception as error:
+                if pipeline.delivery_module(profile).is_transient(error):
+                    raise  # retried with backoff
+                from rostering.errors import safe_text
+
+                # an import that failed, credentials, a refusal: the task log and the alert say which
+                raise AirflowFailException(f"delivery failed permanently: {safe_text(error)}") from None
+            if confirmed is None:
+                return PokeReturnValue(is_done=False)
+            _note_night(profile, run, "delivered")
+            announce(run)
+            return PokeReturnValue(is_done=True, xcom_value=confirmed)
 
         @task(trigger_rule="none_failed")
         def summary(extracted: dict, built: dict, packaged: dict) -> dict:
@@ -260,7 +362,7 @@ def _make_dag(profile: VendorProfile, doc_md: str | None):
             from rostering.summary import run_summary
 
             run, paths = _context(profile)
-            delivered = get_current_context()["ti"].xcom_pull(task_ids="deliver")  # None when skipped
+            delivered = get_current_context()["ti"].xcom_pull(task_ids=result_task)  # None when skipped
             skipped = paths.reports / "delivery.json"
             reason = json.loads(skipped.read_text())["reason"] if skipped.exists() and not delivered else None
             result = run_summary(profile, run, extracted, built, packaged, delivered, not_delivered_because=reason)
@@ -283,11 +385,17 @@ def _make_dag(profile: VendorProfile, doc_md: str | None):
             from rostering.operations import cleanup_run
 
             _, paths = _context(profile)
-            delivered = bool(get_current_context()["ti"].xcom_pull(task_ids="deliver"))
+            delivered = bool(get_current_context()["ti"].xcom_pull(task_ids=result_task))
             return cleanup_run(paths, delivered=delivered)
 
         summarized = summary(extracted, built, packaged)
-        deliver(packaged) >> summarized
+        delivered = deliver(packaged)
+        if confirm_timing:  # the receiver confirms later: a sensor waits for it, holding no worker slot
+            poke_interval_s, timeout_s = confirm_timing
+            delivered = task.sensor(task_id=CONFIRM_TASK, mode="reschedule", poke_interval=poke_interval_s,
+                                    timeout=timeout_s, outlets=[delivered_asset])(confirm_delivery)(
+                packaged, delivered)
+        delivered >> summarized
         extracted >> cleanup() << summarized
 
     return vendor_pipeline()

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, Iterator
 from rostering.sis.sources.base import SourceConnection
 
 if TYPE_CHECKING:
+    import sqlalchemy as sa
+
     from rostering.sis.config import SisConfig
     from rostering.sis.store import SnapshotStore, StoredSnapshot
 
@@ -33,6 +35,50 @@ def api_connection(conn: Any) -> SourceConnection:
                             extra=dict(conn.extra_dejson or {}))
 
 
+# Connection types whose SQLAlchemy URL is made here rather than by their hook:
+# - mysql: the provider's default DB-API, mysqlclient, is a C build left out of the locks (requirements-exclude.txt);
+#   the hook's URL ("mysql://", meaning mysqlclient) is read with PyMySQL instead. extra.client =
+#   "mysql-connector-python" (also installed) keeps that driver.
+# - oracle: the hook's get_uri() puts login and password into the URL unescaped (a password with "@" or "/" breaks
+#   it). python-oracledb in thin mode: no Oracle client libraries (extra.thick_mode is not supported here).
+ORACLE_DEFAULT_PORT = 1521
+
+
+def database_url(conn: Any, hook: Any = None) -> "sa.URL":
+    """The SQLAlchemy URL the ``sql_model`` source reads the Airflow database connection ``conn`` with (``hook``:
+    its hook, when already made). Raises Airflow's "Unknown hook type" when the connection type's provider is not
+    installed. Connects to nothing."""
+    import sqlalchemy as sa
+
+    hook = hook if hook is not None else conn.get_hook()
+    if conn.conn_type == "oracle":
+        extra = conn.extra_dejson or {}
+        service_name, sid = extra.get("service_name"), extra.get("sid")
+        if service_name and sid:
+            raise ValueError("an oracle connection gives extra.service_name or extra.sid, not both")
+        return sa.URL.create("oracle+oracledb", username=conn.login or None, password=conn.password or None,
+                             host=conn.host or None, port=conn.port or ORACLE_DEFAULT_PORT,
+                             database=None if service_name else (sid or conn.schema or None),
+                             query={"service_name": service_name} if service_name else {})
+    try:
+        url = sa.make_url(hook.sqlalchemy_url)
+    except NotImplementedError:  # hooks that only build a URI string (mysql, mssql, sqlite)
+        url = sa.make_url(hook.get_uri())
+    if conn.conn_type == "mysql" and url.drivername == "mysql":
+        url = url.set(drivername="mysql+pymysql")
+    return url
+
+
+def database_engine(conn: Any) -> "sa.Engine":
+    """A SQLAlchemy engine for the Airflow database connection ``conn`` (``sis_db``), through its type's hook."""
+    import sqlalchemy as sa
+
+    hook = conn.get_hook()
+    if conn.conn_type in ("mysql", "oracle"):
+        return sa.create_engine(database_url(conn, hook))
+    return hook.get_sqlalchemy_engine()  # postgres, sqlite, mssql: the hook's own engine, as before
+
+
 @contextlib.contextmanager
 def source_from_airflow(config: "SisConfig") -> Iterator[Any]:
     """The source ``config`` names, connected through Airflow connection ``config.conn_id``; closed on exit."""
@@ -41,8 +87,8 @@ def source_from_airflow(config: "SisConfig") -> Iterator[Any]:
     from rostering.sis.sources import open_source
 
     conn = BaseHook.get_connection(config.conn_id)
-    if config.source == "sql_model":  # a database connection: sqlite, postgres, mysql ... (as the extract was)
-        engine = conn.get_hook().get_sqlalchemy_engine()
+    if config.source == "sql_model":  # a database connection: sqlite, postgres, mysql, mssql, oracle
+        engine = database_engine(conn)
         try:
             yield open_source(config, engine=engine)
         finally:

@@ -5,6 +5,7 @@ change which SIS is read or how long children's records are kept.
 """
 from __future__ import annotations
 
+import datetime as dt
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,8 @@ from rostering.paths import config_dir
 SOURCES = ("sql_model", "powerschool", "aeries")
 SOURCE_ENV = "ROSTERING_SIS_SOURCE"  # overrides `source:` (the demo's SIS=powerschool)
 ASSET_NAME = "rostering_sis_snapshot"  # the Airflow Asset the sis_snapshot DAG publishes; vendor DAGs run on it
-TOP_LEVEL = {"source", "schedule", "timezone", "retention_days", "max_rejected_share", "notify", *SOURCES}
+TOP_LEVEL = {"source", "schedule", "timezone", "retention_days", "max_rejected_share", "notify", "deliveries_due",
+             *SOURCES}
 
 
 class SisConfigError(ValueError):
@@ -36,6 +38,7 @@ class SisConfig:
     asset_name: str = ASSET_NAME
     # email: [..], smtp_conn_id, from_email: a failed snapshot means no vendor runs that night, so it is mailed
     notify: dict[str, Any] = field(default_factory=dict)
+    deliveries_due: str | None = "06:00"  # district time: the rostering_deadline DAG alarms on what is not there by then
 
 
 def sis_config_path() -> Path:
@@ -64,6 +67,13 @@ def load_sis_config(path: Path | None = None, *, source: str | None = None) -> S
     unknown_notify = sorted(set(notify) - {"email", "smtp_conn_id", "from_email"})
     if unknown_notify:
         raise SisConfigError(f"{path}: unknown key(s) {unknown_notify} under notify")
+    due = data.get("deliveries_due", "06:00")
+    if due is not None:
+        due = str(due)
+        try:
+            dt.time.fromisoformat(due)
+        except ValueError:
+            raise SisConfigError(f"{path}: deliveries_due must be HH:MM (district time), got {due!r}") from None
     return SisConfig(source=chosen, conn_id=str(conn_id), schedule=data.get("schedule") or None,
                      timezone=str(data.get("timezone", "UTC")), retention_days=retention, max_rejected_share=share,
-                     options=section, notify=notify)
+                     options=section, notify=notify, deliveries_due=due)

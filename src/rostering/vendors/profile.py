@@ -1,17 +1,30 @@
 """A vendor profile: what to build (format and options), when (schedule) and where to deliver it.
 
 Profiles are reviewable configuration (``config/vendors/<name>.yaml``); adding a OneRoster vendor is a new YAML file.
-Loading is cheap (YAML only) because the DAG factory does it at parse time.
+Loading is cheap (YAML and a typed model, nothing heavy) because the DAG factory does it at parse time. Every profile
+is checked against its model (``rostering.vendors.schema``) as it loads: an unknown key, a missing one or a value of
+the wrong type fails the DAG's parse with one ``ProfileError`` listing every problem of the file, e.g.
+
+    config/vendors/stmath.yaml: delivery.max_per_dya: unknown key - did you mean max_per_day?
+    config/vendors/stmath.yaml: oneroster.manifest: must be true or false, got 'yes please'
+
+Times are the district's (``config/sis.yaml`` ``timezone``), one setting for every vendor: ``VendorProfile.timezone``.
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from rostering.paths import config_dir
+from rostering.paths import config_dir, project_root
+from rostering.vendors.schema import ON_SNAPSHOT, validate_profile
+from rostering.vendors.strict import ProfileError, where
+
+__all__ = ["ON_SNAPSHOT", "Delivery", "ProfileError", "VendorProfile", "delivered_asset_name", "load_profile",
+           "profile_path", "vendor_names"]
 
 
 @dataclass(frozen=True)
@@ -28,10 +41,6 @@ class Delivery:
                    options=data)
 
 
-# ``schedule:`` value that runs a vendor when the night's SIS snapshot is published (the sis_snapshot DAG's Asset)
-ON_SNAPSHOT = "snapshot"
-
-
 @dataclass(frozen=True)
 class VendorProfile:
     name: str
@@ -41,7 +50,7 @@ class VendorProfile:
     # "snapshot": when the night's SIS snapshot is published (Airflow Asset); a cron string: at those times, district
     # time (the run reads that day's snapshot, or makes it when the nightly one has not run); None: on demand only
     schedule: str | None
-    timezone: str
+    timezone: str  # the district's, from config/sis.yaml (never set per profile)
     tags: tuple[str, ...]
     delivery: Delivery
     options: dict[str, Any] = field(default_factory=dict)  # the format's own section (e.g. ``oneroster:``)
@@ -53,24 +62,34 @@ class VendorProfile:
     notify: dict[str, Any] = field(default_factory=dict)  # email: [..], on_success: bool, smtp_conn_id
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "VendorProfile":
-        data = dict(data)
+    def from_dict(cls, data: dict[str, Any], *, source: str | None = None, file_name: str | None = None,
+                  timezone: str | None = None) -> "VendorProfile":
+        """Check ``data`` against the profile model (rostering.vendors.schema), then build the profile.
+
+        ``source`` names the profile in errors (its file); ``file_name``: the file's stem, which ``name:`` must
+        equal; ``timezone``: the district's (default: ``config/sis.yaml``).
+        """
+        _, problems = validate_profile(data, file_name=file_name, vendors=vendor_names())
+        if problems:
+            if source is None:
+                source = f"profile {data.get('name')!r}" if isinstance(data, dict) else "profile"
+            raise ProfileError(source, [(where(path), message) for path, message in problems])
+        data = copy.deepcopy(dict(data))
         fmt = data["format"]
-        if "sis_conn_id" in data:  # one SIS read per night for every vendor now: config/sis.yaml says which
-            raise ValueError(f"profile {data.get('name')!r}: sis_conn_id is no longer a profile setting; the SIS "
-                             "source and its connection are in config/sis.yaml")
-        if data.get("after") and data.get("schedule"):
-            raise ValueError(f"profile {data.get('name')!r}: set either after: or schedule:, not both")
+        if timezone is None:
+            from rostering.sis.config import load_sis_config
+
+            timezone = load_sis_config().timezone
         return cls(
             name=data["name"],
             title=data["title"],
             format=fmt,
             dag_id=data["dag_id"],
             schedule=data.get("schedule"),
-            timezone=data.get("timezone", "UTC"),
+            timezone=timezone,
             tags=tuple(data.get("tags", ())),
             delivery=Delivery.from_dict(data["delivery"]),
-            options=dict(data.get(fmt, {})),
+            options=dict(data.get(fmt) or {}),
             after=data.get("after"),
             replaces_everything=bool(data.get("replaces_everything", True)),
             params=dict(data.get("params") or {}),
@@ -91,6 +110,49 @@ def profile_path(name: str) -> Path:
     return config_dir() / "vendors" / f"{name}.yaml"
 
 
+def vendor_names() -> tuple[str, ...]:
+    """Every vendor profile in config/vendors/ (by file name)."""
+    return tuple(sorted(p.stem for p in (config_dir() / "vendors").glob("*.yaml")))
+
+
 def load_profile(name: str) -> VendorProfile:
-    with open(profile_path(name), encoding="utf-8") as handle:
-        return VendorProfile.from_dict(yaml.safe_load(handle))
+    path = profile_path(name)
+    source = _shown(path)
+    with open(path, encoding="utf-8") as handle:
+        loader = _UniqueKeyLoader(handle)
+        try:
+            data = loader.get_single_data()
+        except yaml.YAMLError as exc:
+            raise ProfileError(source, [("", f"not valid YAML: {' '.join(str(exc).split())}")]) from None
+        finally:
+            loader.dispose()
+    if loader.duplicates:
+        raise ProfileError(source, loader.duplicates)
+    return VendorProfile.from_dict(data, source=source, file_name=name)
+
+
+def _shown(path: Path) -> str:
+    """``config/vendors/stmath.yaml``: the path from the project's root when the file is in it."""
+    try:
+        return str(path.resolve().relative_to(project_root().resolve()))
+    except ValueError:
+        return str(path)
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML keeps the last of two equal keys silently; a profile that sets a key twice is an error."""
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self.duplicates: list[tuple[str, str]] = []
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                key, line = key_node.value, key_node.start_mark.line + 1
+                if key in seen:
+                    self.duplicates.append((f"line {line}", f"{key} is set twice (first on line {seen[key]}) - "
+                                                            "keep one"))
+                seen.setdefault(key, line)
+        return super().construct_mapping(node, deep=deep)
