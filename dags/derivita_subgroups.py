@@ -20,8 +20,10 @@ the previous delivery — only after Derivita has agreed to the new layout).
 rule: a value outside a column's configured values, a blank, a duplicate id, or a `student_id` that is not in the
 last ST Math delivery (run ST Math first, or fix the id settings — one setting, `student_ids_from`). `deliver`
 fails with "delivery held" when the columns differ from the previous delivery (it names the added and removed
-columns): agree the layout with Derivita, then trigger again with `accept_column_change=true`; the previous file
-stays in place and nothing is recorded in the audit. Host key or password errors are permanent — check
+columns): agree the layout with Derivita, then trigger again with `accept_column_change=true` — or, if the new
+layout is a mistake, discard the run (`rostering_operations`, `discard_held`, this run's id); the previous file
+stays in place and nothing is recorded in the audit. Every hold (columns, roster, change guard) is in the run's
+`reports/held.json`. Host key or password errors are permanent — check
 `derivita_sftp`; network errors are retried with backoff. Configuration: `config/vendors/derivita.yaml`.
 Docs: `docs/derivita.md`.
 

@@ -343,7 +343,9 @@ def test_decisions_are_appended_to_a_private_log_that_outlives_run_folders(state
     profile, packaged, received = stmath
     held = pipeline.RunPaths.for_run(profile.dag_id, "scheduled__held")
     held.build.mkdir(parents=True)
-    held.write_report("guard.json", {"held": True})
+    from rostering.delivery.holds import DeliveryHeld, record_hold
+
+    record_hold(held, DeliveryHeld("students: 40.0% deleted (limit 10%)", "guard"), "scheduled__held")
     operations.discard_held(profile, run_id="scheduled__held", reason="bad SIS import")
     deliver(profile, packaged)
     operations.redeliver_last_good(profile, reason="vendor lost the file", run_id="manual__ops")

@@ -7,8 +7,9 @@ import json
 import pandas as pd
 import pytest
 
-from rostering import pipeline
-from rostering.delivery.guard import DeliveryHeld, compare, payload_reader
+from rostering import operations, pipeline
+from rostering.delivery.guard import compare, payload_reader
+from rostering.delivery.holds import DeliveryHeld, record_hold
 from rostering.delivery.records import last_good, record_delivery
 from rostering.oneroster import vendor
 from rostering.run_options import RunOptions
@@ -114,8 +115,9 @@ def test_an_extract_missing_a_school_is_held_and_can_be_approved(tmp_path, deliv
 def test_an_approval_is_bound_to_the_held_runs_data(tmp_path, delivered_baseline):
     """Not a blank cheque: an approval releases only the change a person looked at."""
     paths, _ = build(tmp_path, "broken", "DELETE FROM school_enrollment WHERE school_id = 'S2'")
-    with pytest.raises(DeliveryHeld):
+    with pytest.raises(DeliveryHeld) as first:
         pipeline.change_guard(load_profile("stmath"), paths, RUN)
+    assert first.value.kind == "guard" and first.value.diff.reasons
 
     # the SIS lost another school since: the approval of "broken" does not cover this data
     worse, _ = build(tmp_path, "worse", "DELETE FROM school_enrollment WHERE school_id IN ('S2', 'S1')")
@@ -129,8 +131,11 @@ def test_an_approval_is_bound_to_the_held_runs_data(tmp_path, delivered_baseline
         with pytest.raises(DeliveryHeld, match=refusal):
             pipeline.change_guard(load_profile("stmath"), worse, approving(run_id))
 
-    # a discarded run's approval is void
-    (paths.reports / "discarded.json").write_text("{}")
+    # a discarded run's approval is void: the hold as pipeline.deliver records it, discarded by the operations DAG
+    record = record_hold(paths, first.value, "broken")
+    assert record["kind"] == "guard" and record["fingerprint"] == json.loads(
+        (paths.reports / "guard.json").read_text())["fingerprint"]
+    operations.discard_held(load_profile("stmath"), run_id="broken", reason="the SIS lost S2 by mistake")
     same, _ = build(tmp_path, "same-as-broken", "DELETE FROM school_enrollment WHERE school_id = 'S2'")
     with pytest.raises(DeliveryHeld, match="run broken was discarded"):
         pipeline.change_guard(load_profile("stmath"), same, approving("broken"))

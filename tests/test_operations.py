@@ -9,6 +9,7 @@ import pytest
 from sftp_fixtures import PASSWORD, USER, sftp_server  # noqa: F401 - fixture
 
 from rostering import operations
+from rostering.delivery.holds import DeliveryHeld, record_hold
 from rostering.delivery.records import list_deliveries, record_delivery
 from rostering.pipeline import RunPaths
 from rostering.vendors.profile import Delivery, load_profile
@@ -55,7 +56,10 @@ def test_discard_only_a_held_run_and_keep_the_decision(state):
     (paths.build / "users.csv").write_text("x")
     with pytest.raises(ValueError, match="not a held delivery"):
         operations.discard_held(profile, run_id="scheduled__held", reason="bad extract")
-    paths.write_report("guard.json", {"held": True})
+    paths.write_report("guard.json", {"held": True})  # a guard report alone is not a hold (a dry run writes one)
+    with pytest.raises(ValueError, match="not a held delivery"):
+        operations.discard_held(profile, run_id="scheduled__held", reason="bad extract")
+    record_hold(paths, DeliveryHeld("students: 40.0% deleted (limit 10%)", "guard"), "scheduled__held")
     decision = operations.discard_held(profile, run_id="scheduled__held", reason="bad extract")
     assert decision["reason"] == "bad extract" and not paths.build.exists()
     assert json.loads((paths.reports / "discarded.json").read_text())["discarded"] is True

@@ -15,12 +15,13 @@ import pandas as pd
 import pytest
 
 from rostering import pipeline
+from rostering.delivery.holds import DeliveryHeld
 from rostering.delivery.records import last_good, list_deliveries
 from rostering.devservers.sftp_server import LocalSFTPServer
 from rostering.run_options import RunOptions
 from rostering.sis.extract import school_year_for
 from rostering.subgroups import audit
-from rostering.subgroups.vendor import SubgroupDeliveryHeld, compare_columns
+from rostering.subgroups.vendor import compare_columns
 from rostering.summary import format_summary, run_summary
 from subgroups_helpers import (  # noqa: F401 - fixtures
     TEST_COLUMNS, district_db, isolated_state, make_profile, record_roster, roster_packages, snapshots)
@@ -155,7 +156,7 @@ def test_a_column_added_between_runs_is_held_until_accepted(env, district_db, tm
     before, record = delivered.read_bytes(), last_good("derivita")
     wider = make_profile([*TEST_COLUMNS[:2], TEST_COLUMNS[4]], conn_id="derivita_test_sftp")  # + gate
 
-    with pytest.raises(SubgroupDeliveryHeld, match="added: gate; removed: none") as held:
+    with pytest.raises(DeliveryHeld, match="added: gate; removed: none") as held:
         run(district_db, tmp_path, wider, day, "run2")
     assert "accept_column_change=true" in str(held.value)
     assert delivered.read_bytes() == before  # the previous delivery is untouched
@@ -168,6 +169,38 @@ def test_a_column_added_between_runs_is_held_until_accepted(env, district_db, tm
     assert summary["audit"]["column_change_accepted"] == "added: gate; removed: none"
     assert "COLUMNS CHANGED" in format_summary(summary)
     assert audit.history("A002", "gate")[["change", "new_value"]].values.tolist() == [["column_added", "n"]]
+
+
+def test_a_column_change_held_before_the_guard_is_recorded_and_can_be_discarded(
+        env, district_db, tmp_path):  # noqa: F811
+    """Derivita's own hold (columns, before the change guard ran) is one held.json like any hold, so the operations
+    DAG's discard_held takes it, as the DAG doc says."""
+    from rostering import operations
+    from rostering.delivery.decisions import read_decisions
+
+    day = dt.date(2026, 11, 23)
+    run(district_db, tmp_path, make_profile(TEST_COLUMNS[:2], conn_id="derivita_test_sftp"), day, "run1")
+    wider = make_profile([*TEST_COLUMNS[:2], TEST_COLUMNS[4]], conn_id="derivita_test_sftp")
+    with pytest.raises(Exception) as held:  # noqa: PT011 - the class is checked below
+        run(district_db, tmp_path, wider, day, "run2")
+    paths = pipeline.RunPaths.for_run(wider.dag_id, "run2")
+    assert not (paths.reports / "guard.json").exists()  # held before the guard compared anything
+
+    with pytest.raises(ValueError, match="run 'run1' .* is not a held delivery"):  # delivered, not held
+        operations.discard_held(wider, run_id="run1", reason="wrong layout")
+    decision = operations.discard_held(wider, run_id="run2", reason="Derivita did not agree to gate")
+    assert decision["discarded"] is True and decision["kind"] == "columns"
+    assert isinstance(held.value, DeliveryHeld) and held.value.kind == "columns" and held.value.diff is None
+    record = json.loads((paths.reports / "held.json").read_text())
+    assert {k: record[k] for k in ("held", "kind", "run_id", "fingerprint")} == {
+        "held": True, "kind": "columns", "run_id": "run2", "fingerprint": None}
+    assert "added: gate" in record["reason"] and record["at"]
+    assert not paths.build.exists() and not paths.payload.exists()
+    assert json.loads((paths.reports / "discarded.json").read_text())["reason"] == "Derivita did not agree to gate"
+    [logged] = [d for d in read_decisions(vendor="derivita") if d["action"] == "discard_held"]
+    assert logged["run_id"] == "run2"
+    with pytest.raises(ValueError, match="already discarded"):
+        operations.discard_held(wider, run_id="run2", reason="again")
 
 
 def test_no_audit_when_the_delivery_fails(env, district_db, tmp_path, monkeypatch):  # noqa: F811

@@ -24,13 +24,10 @@ from __future__ import annotations
 import html
 import json
 import logging
-import re
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
-
-HELD_PATTERN = re.compile(r"delivery\s+held", re.IGNORECASE)
 
 
 def _e(value: Any) -> str:
@@ -58,7 +55,9 @@ def safe_error_text(error: BaseException | None) -> str:
         from airflow.sdk.exceptions import AirflowFailException
     except ImportError:  # pragma: no cover - outside Airflow
         AirflowFailException = ()  # type: ignore[assignment]  # noqa: N806
-    if isinstance(error, AirflowFailException):
+    from rostering.delivery.holds import DeliveryHeld
+
+    if isinstance(error, (AirflowFailException, DeliveryHeld)):  # a hold's reason is value-free too
         return str(error)
     return f"{type(error).__name__} (details in the task log)"
 
@@ -123,19 +122,23 @@ def _report_line(reports: Path) -> str:
 def failure_mail(*, title: str, dag_id: str, run_id: str, task_id: str, error: BaseException | None,
                  try_number: int | None = None) -> tuple[str, str]:
     """(subject, html body) for a task that failed for good. A held delivery says HELD in both."""
+    from rostering.delivery.holds import HELD_REPORT, held_error
+
     paths = _paths(dag_id, run_id)
     reports = paths.reports
     text = safe_error_text(error)
-    held_record = _read(reports / "held.json")
-    guard = _read(reports / "guard.json")
-    held = bool(held_record) or bool(HELD_PATTERN.search(text)) or (
-        task_id == "deliver" and bool(guard and guard.get("held")) and not guard.get("approved_by_reason"))
+    # one notion of a hold (rostering.delivery.holds): the run's held.json, or the DeliveryHeld the task raised
+    held_record = _read(reports / HELD_REPORT)
+    held = bool(held_record and held_record.get("held")) or held_error(error) is not None
     if held:
         subject = f"[rostering] {title}: delivery HELD, nothing sent (run {run_id})"
         head = (f"<p><b>The {_e(title)} delivery was HELD.</b> Nothing was sent: {_e(title)} keeps the previous "
                 "delivery. The change against the last good delivery is larger than the safety limits (or a "
                 "change the vendor must agree to first).</p>"
-                "<p><b>What to do:</b> look at the run's report (below) and its <code>reports/guard.json</code>. "
+                + (f"<p>Held by the {_e(held_record.get('kind') or 'delivery')} check: "
+                   f"{_e(held_record.get('reason'))}</p>" if held_record and held_record.get("reason") else "")
+                + "<p><b>What to do:</b> look at the run's report (below) and its <code>reports/held.json</code> "
+                "(and <code>guard.json</code>). "
                 f"If the change is expected, trigger <code>{_e(dag_id)}</code> again with "
                 "<code>approve_changes_reason</code> and <code>approve_held_run_id</code> = "
                 f"<code>{_e(run_id)}</code> (the reason is recorded with the delivery; it is sent only if the data "

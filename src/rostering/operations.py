@@ -16,7 +16,6 @@ Re-delivery and discard are logged in the operators' decisions log before they a
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import shutil
 from pathlib import Path
@@ -29,6 +28,7 @@ from rostering.delivery.records import (
     list_deliveries, quoted, rewrite_column, unrecorded_folders, write_atomically,
 )
 from rostering.paths import state_dir, work_dir
+from rostering.delivery import DeliveryRun
 from rostering.pipeline import RunPaths, send_with_record
 from rostering.vendors.profile import VendorProfile
 
@@ -69,11 +69,19 @@ def redeliver_last_good(profile: VendorProfile, *, reason: str, run_id: str) -> 
             as_of_date=last.as_of_date, files=files, checksums=checksums, per_file=per_file,
             note=f"re-delivery of the {last.description}: {reason}",
         )
-        result, record = send_with_record(profile, files, record)
+        # this re-delivery's own run: its ledger (CERS) in the operations run's reports, batch ids keyed by it --
+        # a new re-delivery uploads again, a retry of this task resumes
+        result, record = send_with_record(profile, files, record, run=redelivery_run(paths))
     finally:
         shutil.rmtree(paths.payload, ignore_errors=True)  # the re-made files may hold a secret
     log.info("re-delivered %s's %s to %s", profile.name, last.description, result["destination"])
     return {**result, "record": record.directory, "redelivered": last.delivered_at}
+
+
+def redelivery_run(paths: RunPaths) -> DeliveryRun:
+    """A re-delivery's run: the ``rostering_operations`` run's own reports folder (never the kept copies'), keyed by
+    the DAG and run, so its batch ids differ from any vendor run's of the same name."""
+    return DeliveryRun(reports=paths.reports, key=f"{OPERATIONS_DAG_ID}/{paths.root.name}")
 
 
 def remade_payload(profile: VendorProfile, last: Baseline, folder: Path) -> list[Path]:
@@ -119,18 +127,28 @@ def _staff_password(profile: VendorProfile, name: str, columns: list[str]) -> tu
 
 
 def discard_held(profile: VendorProfile, *, run_id: str, reason: str) -> dict[str, Any]:
+    """A person decided a held run must not be delivered: any hold (the change guard's, a format's own such as
+    Derivita's column change), as its ``reports/held.json`` records it (rostering.delivery.holds). The decision is
+    logged, the built files removed and ``reports/discarded.json`` written; an approval naming the run is refused
+    from then on. A run that was not held, or is discarded already, is refused (ValueError, nothing changes)."""
+    from rostering.delivery.holds import read_hold
+
     if not reason.strip():
         raise ValueError("a reason is required to discard a held run")
     paths = RunPaths.for_run(profile.dag_id, run_id)
-    guard = paths.reports / "guard.json"
-    if not guard.exists() or not json.loads(guard.read_text()).get("held"):
-        raise ValueError(f"run {run_id!r} of {profile.dag_id} is not a held delivery")
+    hold = read_hold(paths)
+    if hold is None:
+        raise ValueError(f"run {run_id!r} of {profile.dag_id} is not a held delivery (no reports/held.json under "
+                         f"{paths.root}): only a run whose deliver task was held can be discarded")
+    if (paths.reports / "discarded.json").exists():
+        raise ValueError(f"run {run_id!r} of {profile.dag_id} was already discarded")
     # the run folder goes with the retention: the decision is logged first, where it outlives it
     record_decision(action="discard_held", vendor=profile.name, run_id=run_id, reason=reason,
-                    details={"dag_id": profile.dag_id})
+                    details={"dag_id": profile.dag_id, "kind": hold.get("kind")})
     for folder in (paths.snapshot, paths.build, paths.payload):
         shutil.rmtree(folder, ignore_errors=True)
-    decision = {"discarded": True, "reason": reason, "at": dt.datetime.now(dt.timezone.utc).isoformat()}
+    decision = {"discarded": True, "kind": hold.get("kind"), "reason": reason,
+                "at": dt.datetime.now(dt.timezone.utc).isoformat()}
     paths.write_report("discarded.json", decision)
     return decision
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from rostering.delivery import DeliveryRun
 from rostering.paths import work_dir
 from rostering.run_options import RunOptions
 from rostering.vendors.profile import VendorProfile
@@ -37,8 +38,10 @@ FORMATS = {
 
 # A delivery module implements: deliver_payload(delivery, files) -> dict, is_transient(exc) -> bool. Those whose
 # receiver confirms later than the upload (rostering.delivery.CONFIRMED_LATER: CERS processes each import on its own
-# time) also take deliver_payload(..., wait=False), which returns once everything is uploaded, and implement
-# confirm(delivery, files, *, on_accepted) -> dict | None (one look: None while the receiver is still working) and
+# time) also take deliver_payload(..., wait=False, run=DeliveryRun), which returns once everything is uploaded (``run``:
+# the delivering run's reports folder and key, where the transport keeps its state -- never guessed from the files'
+# folder, as kept copies are re-sent from elsewhere), and implement
+# confirm(delivery, files, *, on_accepted, run) -> dict | None (one look: None while the receiver is still working) and
 # confirm_timing(delivery) -> (poke interval s, time-out s), for the vendor DAG's confirm_delivery sensor.
 DELIVERIES = {
     "sftp": "rostering.delivery.sftp",  # temporary name, verify, posix-rename; files as one set
@@ -182,7 +185,7 @@ def change_guard(profile: VendorProfile, paths: RunPaths, run: RunOptions, *,
     delivery changed since, the run is held again and the approval is not used. ``preview`` (a dry run): the same
     comparison, reported as "would be held", never raised.
     """
-    from rostering.delivery.guard import DeliveryHeld, compare, payload_reader
+    from rostering.delivery.guard import compare, held_by, payload_reader
     from rostering.delivery.records import last_good_baseline
 
     fmt = format_module(profile)
@@ -225,7 +228,7 @@ def change_guard(profile: VendorProfile, paths: RunPaths, run: RunOptions, *,
     paths.write_report("guard.json", report)
     log.info("%s%s", "preview, nothing is sent either way: " if preview else "", diff.summary())
     if diff.held and not report["approved_by_reason"] and not preview:
-        raise DeliveryHeld(diff)
+        raise held_by(diff)
     return report
 
 
@@ -278,9 +281,14 @@ def deliver(profile: VendorProfile, packaged: dict[str, Any], *, run_id: str, ru
     file (CERS) has each file recorded as it is accepted. A retry of this run finishes its own record; if an earlier
     attempt delivered these very files already, they are not sent again (``force`` sends them again).
 
+    A hold -- the format's ``before_delivery`` or the change guard raising DeliveryHeld, of any kind -- sends
+    nothing: the run's one hold record ``reports/held.json`` is written here (rostering.delivery.holds.record_hold)
+    and the exception propagates (the deliver task fails it without retry).
+
     A receiver that confirms later (``confirms_later``: CERS) is only sent the files here: the record is finished,
     and ``after_delivery`` runs, in ``confirm_delivery`` once the receiver has processed them.
     """
+    from rostering.delivery.holds import DeliveryHeld, clear_hold, record_hold
     from rostering.delivery.records import DELIVERED, begin_delivery, own_delivery
 
     fmt = format_module(profile)
@@ -296,9 +304,14 @@ def deliver(profile: VendorProfile, packaged: dict[str, Any], *, run_id: str, ru
         if confirms_later(profile):
             return {**result, "record": own.directory}
         return _after_recorded(fmt, profile, paths, run, own, result)
-    if hasattr(fmt, "before_delivery"):  # may hold the delivery (raises): nothing is sent
-        fmt.before_delivery(profile, paths, run)
-    guard = change_guard(profile, paths, run)  # raises DeliveryHeld: nothing is sent
+    try:
+        if hasattr(fmt, "before_delivery"):  # may hold the delivery (raises DeliveryHeld): nothing is sent
+            fmt.before_delivery(profile, paths, run)
+        guard = change_guard(profile, paths, run)  # raises DeliveryHeld: nothing is sent
+    except DeliveryHeld as held:  # any kind, any format: the one record of the hold (reports/held.json)
+        record_hold(paths, held, run_id)
+        raise
+    clear_hold(paths)  # an earlier attempt of this run may have been held
     if guard and guard.get("approved_by_reason"):  # a person's decision: kept beyond the run folder's retention
         from rostering.delivery.decisions import record_decision
 
@@ -316,9 +329,9 @@ def deliver(profile: VendorProfile, packaged: dict[str, Any], *, run_id: str, ru
             per_file=not profile.replaces_everything,
         )
     if confirms_later(profile):  # uploaded; confirm_delivery waits for the receiver and finishes the record
-        result, record = send_with_record(profile, files, own, wait=False)
+        result, record = send_with_record(profile, files, own, wait=False, run=vendor_run(paths))
         return {**result, "record": record.directory}
-    result, record = send_with_record(profile, files, own)
+    result, record = send_with_record(profile, files, own, run=vendor_run(paths))
     return _after_recorded(fmt, profile, paths, run, record, result)
 
 
@@ -344,7 +357,7 @@ def confirm_delivery(profile: VendorProfile, packaged: dict[str, Any], *, run_id
     def accepted(outcome: dict[str, Any]) -> None:
         current[0] = mark_accepted(current[0], names=[outcome["file"]])
 
-    result = delivery_module(profile).confirm(profile.delivery, files, on_accepted=accepted)
+    result = delivery_module(profile).confirm(profile.delivery, files, on_accepted=accepted, run=vendor_run(paths))
     if result is None:
         return None
     record = current[0] if own.outcome == DELIVERED else finish_delivery(current[0],
@@ -360,9 +373,17 @@ def _after_recorded(fmt, profile: VendorProfile, paths: RunPaths, run: RunOption
     return result
 
 
-def send_with_record(profile: VendorProfile, files: list[Path], record, *, wait: bool = True
-                     ) -> tuple[dict[str, Any], Any]:
+def vendor_run(paths: RunPaths) -> DeliveryRun:
+    """A vendor run's delivery: its ``reports`` folder, keyed by the run folder's name (CERS batch ids)."""
+    return DeliveryRun(reports=paths.reports, key=paths.root.name)
+
+
+def send_with_record(profile: VendorProfile, files: list[Path], record, *, wait: bool = True,
+                     run: DeliveryRun) -> tuple[dict[str, Any], Any]:
     """Send ``files`` through the profile's transport and confirm ``record`` (written before, outcome sending).
+
+    ``run``: the delivering run (``vendor_run(paths)``; a re-delivery: its own operations run), given to the
+    transports that keep state per delivery (``confirms_later``: CERS keeps its upload ledger in ``run.reports``).
 
     Per-file receivers (``record.per_file``: CERS) confirm each file as it is accepted, so a run where a later
     file fails keeps the accepted ones (outcome partial); all-or-nothing sets are confirmed once, at the end.
@@ -379,6 +400,8 @@ def send_with_record(profile: VendorProfile, files: list[Path], record, *, wait:
         current[0] = mark_accepted(current[0], names=[outcome["file"]])
 
     options: dict[str, Any] = {"on_accepted": accepted} if record.per_file else {}
+    if confirms_later(profile):
+        options["run"] = run
     if not wait:
         options["wait"] = False
     result = transport.deliver_payload(profile.delivery, files, **options)

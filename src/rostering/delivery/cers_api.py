@@ -42,7 +42,9 @@ Errors and retries
     An import that fails on the receiver's side (PIPELINE_FAILURE) is sent again by ``confirm`` (at most twice).
 
 Safe retries
-    Every file's outcome is written to ``<run>/reports/cers_imports.json`` as it happens. A retried task skips
+    Every file's outcome is written to ``<reports>/cers_imports.json`` as it happens, ``<reports>`` being the folder
+    the caller names (``run=DeliveryRun``: the vendor run's ``<run>/reports``, a re-delivery's own operations run
+    folder), never the files' folder: kept copies are re-sent from elsewhere. A retried task skips
     files whose identical content already reached PROCESSED in this run, reads an import that was accepted but
     not finished instead of sending it again, and looks up a batch whose answer never came -- so a file is never
     uploaded twice in a run once the receiver has it. ``confirm`` reads the same ledger.
@@ -73,6 +75,7 @@ import requests
 from urllib3.exceptions import MaxRetryError, ProtocolError
 from urllib3.util.retry import Retry
 
+from rostering.delivery import DeliveryRun
 from rostering.delivery.locks import DestinationBusyError, destination_lock
 from rostering.errors import ValueFreeError
 
@@ -789,7 +792,8 @@ class ImportRecord:
 
 
 class Ledger:
-    """``<run>/reports/cers_imports.json``: each file's import, written atomically after every change."""
+    """``<reports>/cers_imports.json`` (``DeliveryRun.reports``): each file's import, written atomically after
+    every change."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -810,14 +814,28 @@ class Ledger:
         os.replace(tmp, self.path)
 
 
-def ledger_path(files: list[Path]) -> Path:
-    """The run's ledger: ``<run>/reports/cers_imports.json`` beside ``<run>/payload/`` (the files' folder)."""
-    return Path(files[0]).resolve().parent.parent / "reports" / LEDGER
+def ledger_path(run: DeliveryRun) -> Path:
+    """This delivery's ledger: ``<run.reports>/cers_imports.json``. Refused inside the kept copies
+    (``<state>/deliveries``): a ledger there would be shared by every re-delivery of them."""
+    from rostering.paths import state_dir
+
+    path = Path(run.reports).resolve() / LEDGER
+    if path.is_relative_to((state_dir() / "deliveries").resolve()):
+        raise ValueError(f"CERS: the upload ledger of run {run.key!r} would be written among the kept copies of "
+                         "deliveries; pass the delivering run's own reports folder (DeliveryRun)")
+    return path
 
 
-def batch_id(run_folder: str, name: str, sha256: str, attempt: int = 1) -> str:
+def payload_run(files: list[Path]) -> DeliveryRun:
+    """The run of files built in ``<run>/payload/``: ``<run>/reports``, keyed by the run folder's name (what the
+    vendor pipeline passes for its runs). For direct callers of a vendor run's payload (tests, a shell) only."""
+    root = Path(files[0]).resolve().parent.parent
+    return DeliveryRun(reports=root / "reports", key=root.name)
+
+
+def batch_id(run_key: str, name: str, sha256: str, attempt: int = 1) -> str:
     """Stable per (run, file, content, attempt): how a retried task finds an upload whose answer it never saw."""
-    key = f"{run_folder}\n{name}\n{sha256}" + (f"\n{attempt}" if attempt > 1 else "")
+    key = f"{run_key}\n{name}\n{sha256}" + (f"\n{attempt}" if attempt > 1 else "")
     return "rostering-" + hashlib.sha256(key.encode()).hexdigest()[:24]
 
 
@@ -841,13 +859,15 @@ class _Imports:
     """One run's imports of ``files``: the ledger, the client (made when first needed) and the steps per file."""
 
     def __init__(self, delivery, files: list[Path], client: CersClient | None,
-                 on_accepted: Callable[[dict[str, Any]], None] | None) -> None:
+                 on_accepted: Callable[[dict[str, Any]], None] | None, run: DeliveryRun | None) -> None:
         self.conn_id = delivery.conn_id
         self.options = _options(delivery)
         self.destination = f"cers_api://{delivery.conn_id}{self.options.imports_path}"
         self.paths = sorted((Path(f) for f in files), key=lambda p: p.name)
-        self.ledger = Ledger(ledger_path(self.paths)) if self.paths else None
-        self.run_folder = self.ledger.path.parent.parent.name if self.ledger else ""
+        if self.paths and run is None:
+            run = payload_run(self.paths)
+        self.ledger = Ledger(ledger_path(run)) if self.paths else None
+        self.run_key = run.key if self.paths else ""
         self._client = client
         self.accepted = on_accepted or (lambda outcome: None)
 
@@ -875,13 +895,13 @@ class _Imports:
         sha = sha256_of(path)
         record = self.ledger.records.get(path.name)
         if record is None or record.sha256 != sha:
-            record = ImportRecord(path.name, sha, batch_id(self.run_folder, path.name, sha))
+            record = ImportRecord(path.name, sha, batch_id(self.run_key, path.name, sha))
         if record.status == PROCESSED:
             log.info("CERS: %s already PROCESSED as import %s in this run; not sent again", path.name,
                      record.import_id)
             return record
         if record.status in FAILED:  # sent before and refused: a new upload, under a new batch
-            record = ImportRecord(path.name, sha, batch_id(self.run_folder, path.name, sha, record.attempt + 1),
+            record = ImportRecord(path.name, sha, batch_id(self.run_key, path.name, sha, record.attempt + 1),
                                   attempt=record.attempt + 1)
         resource = None
         if record.status in PENDING and record.import_id is not None:
@@ -921,8 +941,11 @@ class _Imports:
 
 def deliver_payload(delivery, files: list[Path], *, client: CersClient | None = None,
                     on_accepted: Callable[[dict[str, Any]], None] | None = None,
-                    wait: bool = True) -> dict[str, Any]:
+                    wait: bool = True, run: DeliveryRun | None = None) -> dict[str, Any]:
     """Upload every file; the delivery interface (rostering.pipeline.DELIVERIES).
+
+    ``run``: where this delivery's ledger lives and what its batch ids derive from (``DeliveryRun``; the pipeline
+    always passes it). Left out, the files are taken to be a vendor run's ``<run>/payload/`` (``payload_run``).
 
     ``wait=True`` (re-deliveries, tests): each import is followed in this process until PROCESSED or failed.
     Returns ``{"destination", "imports": [{file, import_id, status, message}]}``. Raises ``CersImportFailed`` when
@@ -939,7 +962,7 @@ def deliver_payload(delivery, files: list[Path], *, client: CersClient | None = 
     got PROCESSED), before the next file is sent: the pipeline records it then, so a later failure cannot lose it.
     If it raises (the record cannot be written), nothing more is sent.
     """
-    imports = _Imports(delivery, files, client, on_accepted)
+    imports = _Imports(delivery, files, client, on_accepted, run)
     if not imports.paths:
         return {"destination": imports.destination, "imports": [], **({} if wait else {"unconfirmed": []})}
     # one delivery at a time to this receiver: a re-delivery from rostering_operations never races a vendor run
@@ -970,18 +993,19 @@ RECEIVER_SIDE_RESENDS = 2
 
 
 def confirm(delivery, files: list[Path], *, client: CersClient | None = None,
-            on_accepted: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any] | None:
+            on_accepted: Callable[[dict[str, Any]], None] | None = None,
+            run: DeliveryRun | None = None) -> dict[str, Any] | None:
     """One look at the imports ``deliver_payload(wait=False)`` made of ``files``: a poke of the vendor DAG's
     ``confirm_delivery`` sensor (reschedule mode: no worker slot is held in between).
 
-    Reads this run's ledger and asks the receiver once for each import still ACCEPTED; ``on_accepted`` for every
-    PROCESSED file (the pipeline marks it accepted in the delivery record). Returns None while any import is still
-    ACCEPTED (a status read that fails transiently counts as still ACCEPTED: the sensor's time-out bounds the
-    wait), ``{"destination", "imports"}`` once all are PROCESSED. Once none is pending and one failed, raises
+    Reads the ledger of ``run`` (the same ``DeliveryRun`` as the upload's) and asks the receiver once for each
+    import still ACCEPTED; ``on_accepted`` for every PROCESSED file (the pipeline marks it accepted in the delivery
+    record). Returns None while any import is still ACCEPTED (a status read that fails transiently counts as still
+    ACCEPTED: the sensor's time-out bounds the wait), ``{"destination", "imports"}`` once all are PROCESSED. Once none is pending and one failed, raises
     ``CersImportFailed`` (value-free, sanitised receiver messages). An import that failed on the receiver's side
     (PIPELINE_FAILURE) is first sent again under a new batch, at most ``RECEIVER_SIDE_RESENDS`` times.
     """
-    imports = _Imports(delivery, files, client, on_accepted)
+    imports = _Imports(delivery, files, client, on_accepted, run)
     if not imports.paths:
         return {"destination": imports.destination, "imports": []}
     outcomes: list[dict[str, Any]] = []

@@ -31,17 +31,16 @@ from typing import Any, Callable
 
 import pandas as pd
 
+from rostering.delivery.holds import GUARD, DeliveryHeld  # noqa: F401 - raised by change_guard
+
 DEFAULTS = {"max_delete_pct": 10.0, "max_update_pct": 75.0, "max_add_pct": 25.0,
             "window_days": 7, "max_window_delete_pct": 20.0, "max_window_add_pct": 50.0}
 Reader = Callable[[str], pd.DataFrame]
 
 
-class DeliveryHeld(Exception):
-    """The payload differs too much from the last good delivery; a person must release or discard it."""
-
-    def __init__(self, diff: "GuardDiff") -> None:
-        super().__init__(diff.summary())
-        self.diff = diff
+def held_by(diff: "GuardDiff") -> DeliveryHeld:
+    """The hold the guard raises: the payload differs too much from the last good delivery (kind ``"guard"``)."""
+    return DeliveryHeld(diff.summary(), GUARD, diff=diff)
 
 
 @dataclass

@@ -299,7 +299,7 @@ def _make_dag(profile: VendorProfile, doc_md: str | None):
                     announce(run, delivered=False, reason=skipped)
                 log.info("not sent: %s", skipped)
                 return None
-            from rostering.delivery.guard import DeliveryHeld
+            from rostering.delivery.holds import GUARD, DeliveryHeld
 
             try:
                 delivered = pipeline.deliver(profile, packaged, run_id=get_current_context()["run_id"], run=run)
@@ -307,19 +307,18 @@ def _make_dag(profile: VendorProfile, doc_md: str | None):
                     _note_night(profile, run, "delivered")
                     announce(run)
                 return delivered
-            except DeliveryHeld as held:
-                paths.write_report("held.json", {"held": True, "reason": "; ".join(held.diff.reasons)})
-                report = write_html_report(profile, paths, get_current_context()["run_id"])
+            except DeliveryHeld as held:  # any hold, of any kind: pipeline.deliver wrote reports/held.json
+                run_id = get_current_context()["run_id"]
+                report = write_html_report(profile, paths, run_id)
+                release = (f"Release: trigger this DAG with approve_changes_reason and approve_held_run_id={run_id} "
+                           "(it is sent only if the data is still the same)" if held.kind == GUARD else
+                           "Release: see the reason above, then trigger this DAG again")
+                text = str(held) if str(held).lower().startswith("delivery held") else f"delivery HELD: {held}"
                 raise AirflowFailException(
-                    f"{held}\nBuilt files kept in {paths.root} for review. Release: trigger this DAG with "
-                    f"approve_changes_reason and approve_held_run_id={get_current_context()['run_id']} (it is sent "
-                    f"only if the data is still the same); discard: the rostering_operations DAG.\nRun report: {report}"
-                ) from None
+                    f"{text}\nBuilt files kept in {paths.root} for review. {release}; discard: the "
+                    f"rostering_operations DAG (discard_held, run_id={run_id}).\nRun report: {report}"
+                ) from None  # the alert finds the hold in held.json (and in __context__)
             except Exception as error:
-                if type(error).__name__.endswith("DeliveryHeld"):  # a format's own hold (Derivita's column change)
-                    paths.write_report("held.json", {"held": True, "reason": str(error)})
-                    report = write_html_report(profile, paths, get_current_context()["run_id"])
-                    raise AirflowFailException(f"delivery HELD: {error}\nRun report: {report}") from None
                 if pipeline.delivery_module(profile).is_transient(error):
                     raise  # retried with backoff
                 from rostering.errors import safe_text

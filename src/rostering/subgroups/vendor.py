@@ -1,8 +1,8 @@
 """The ``subgroups`` format (Derivita): build, validate and package the wide subgroup CSV; hold and audit delivery.
 
 The format interface ``rostering.pipeline`` calls: ``build``, ``validate``, ``payload``, plus the optional delivery
-hooks ``before_delivery`` (may hold the delivery: raises :class:`SubgroupDeliveryHeld`) and ``after_delivery`` (the
-audit trail, written only once the delivery succeeded).
+hooks ``before_delivery`` (may hold the delivery: raises rostering.delivery.holds.DeliveryHeld) and
+``after_delivery`` (the audit trail, written only once the delivery succeeded).
 
 - ``student_id`` comes from the roster profile named by ``subgroups.student_ids_from`` (its ``oneroster.user_ids``
   and scope), and validation checks every id against the students of that roster's last good delivery.
@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from rostering.csvio import WrittenFile, sha256_of, write_csv
+from rostering.delivery.holds import DeliveryHeld
 from rostering.frames import strings
 from rostering.subgroups.audit import CHANGES_FILE, append_audit, change_counts, diff_subgroups, read_subgroup_file
 from rostering.subgroups.build import build_subgroups
@@ -42,10 +43,6 @@ if TYPE_CHECKING:
 SUITE = "subgroups"  # include/expectations/subgroups.json (student_id rules; column rules are added from config)
 BASELINE = "subgroups_baseline.json"
 ACCEPT_PARAM = "accept_column_change"
-
-
-class SubgroupDeliveryHeld(Exception):
-    """The payload is built and valid but must not be sent yet (a person decides). Never retried."""
 
 
 class RosterUnavailable(ValueError):
@@ -284,31 +281,31 @@ def _report(paths: Any, name: str) -> Path:
 
 
 def before_delivery(profile: "VendorProfile", paths: Any, run: Any) -> None:
-    """Hold the delivery (raise :class:`SubgroupDeliveryHeld`) when the columns changed and the run did not accept
-    it, when another delivery was recorded since the build (the change file would be wrong), or when a student is no
-    longer in the roster's newest delivery. Nothing is sent then; the previous delivery stays where it is."""
+    """Hold the delivery (raise :class:`DeliveryHeld`) when the columns changed and the run did not accept it (kind
+    ``columns``), when another delivery was recorded since the build (the change file would be wrong: ``stale``), or
+    when a student is no longer in the roster's newest delivery (``roster``). Nothing is sent then; the previous
+    delivery stays where it is (pipeline.deliver records the hold in ``reports/held.json``)."""
     from rostering.delivery.records import last_good
 
     config = subgroup_config(profile)
     baseline = json.loads(_report(paths, BASELINE).read_text())
     current = last_good(profile.name)
     if (current.directory if current else None) != baseline["previous_record"]:
-        raise SubgroupDeliveryHeld(f"{profile.name} was delivered since this run compared with its previous "
-                                   "delivery; re-run so the change audit is against what was really sent last")
+        raise DeliveryHeld(f"{profile.name} was delivered since this run compared with its previous "
+                           "delivery; re-run so the change audit is against what was really sent last", "stale")
     columns = baseline["columns"]
     accepted = bool((getattr(run, "extra", None) or {}).get(ACCEPT_PARAM))
     if columns["changed"] and not accepted:
-        raise SubgroupDeliveryHeld(
+        raise DeliveryHeld(
             f"delivery held: the columns differ from the previous delivery ({_describe(columns)}). The receiver maps "
             f"columns by agreement: once {profile.title} has agreed to the new layout, trigger the DAG again with "
-            f"{ACCEPT_PARAM}=true. The files are built and validated under {paths.root}"
-        )
+            f"{ACCEPT_PARAM}=true. The files are built and validated under {paths.root}", "columns")
     roster_ids, record = roster_student_ids(config.roster)
     ids = read_subgroup_file(paths.build / config.file_name)[ID_COLUMN]
     missing = _not_in_roster(strings(ids), roster_ids)
     if missing.size:
-        raise SubgroupDeliveryHeld(f"{missing.size} student_id(s) are not students in the newest {config.roster} "
-                                   f"delivery ({record.delivered_at}); re-run after the roster")
+        raise DeliveryHeld(f"{missing.size} student_id(s) are not students in the newest {config.roster} "
+                           f"delivery ({record.delivered_at}); re-run after the roster", "roster")
 
 
 def _describe(columns: dict[str, Any]) -> str:
