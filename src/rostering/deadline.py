@@ -25,7 +25,8 @@ def note_outcome(vendor: str, *, night: dt.date, outcome: str, base: Path | None
     folder = (base or state_dir()) / OUTCOMES
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = folder / f"{vendor}.json"
-    if latest_night(vendor, base=base) and latest_night(vendor, base=base) > night:
+    newest = latest_night(vendor, base=base)
+    if newest and newest > night:
         return  # a backfill sent with a reason does not make an older night the newest
     tmp = folder / f".{vendor}.json.tmp"
     tmp.write_text(json.dumps({"night": night.isoformat(), "outcome": outcome,
